@@ -1,0 +1,235 @@
+"""Engine configuration: frozen dataclasses and the three presets (DESIGN.md §2, §5.1).
+
+Every architecture number lives here. A weights file stores its `EngineConfig` as JSON in the
+safetensors metadata, so a model always comes back with the sizes it was trained with.
+This module imports no torch.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+FPS = 25  # video frame rate inside the engine (DESIGN.md §2)
+SAMPLE_RATE = 16_000  # audio sample rate inside the engine
+TEMPORAL_DOWN = 4  # VAE temporal compression: 4 frames -> 1 latent frame, the first frame alone
+
+
+def _check(cond: bool, msg: str) -> None:
+    if not cond:
+        raise ValueError(msg)
+
+
+@dataclass(frozen=True)
+class VAEConfig:
+    """Reference-guided causal residual VAE (paper §VAE).
+
+    E1: `len(e1_widths)` stages of 2 residual blocks, each stage ending in a 2x spatial down
+    (stages listed in `e1_time_down` also halve time first). E2: `e2_downs` more spatial downs.
+    D1 mirrors E2, D_ref fuses references, D2 mirrors E1.
+    """
+
+    resolution: int = 256
+    image_channels: int = 3
+    latent_channels: int = 64
+    e1_widths: tuple[int, ...] = (64, 128, 256, 512)  # one per stage, full res -> 1/16
+    e1_out: int = 512  # E1 feature width; also D_ref width
+    e1_time_down: tuple[int, ...] = (1, 2)  # stages (0-based) that halve time first: blocks 4 and 6
+    e2_downs: int = 1  # extra 2x spatial downs in E2 (paper: 2 -> 64x)
+    e2_blocks: int = 1  # residual blocks per E2/D1 stage
+    dref_blocks: int = 2
+    dref_heads: int = 8
+    dref_head_dim: int = 64
+    max_refs: int = 8
+    time_kernel: int = 3  # temporal kernel of the causal convolutions
+
+    def __post_init__(self) -> None:
+        _check(len(self.e1_time_down) == 2, "temporal compression is 4x: two time-down stages")
+        _check(all(0 <= s < len(self.e1_widths) for s in self.e1_time_down), "bad e1_time_down")
+        _check(self.resolution % self.spatial_down == 0, "resolution must divide by spatial_down")
+        _check(self.dref_heads * self.dref_head_dim == self.e1_out, "D_ref width must equal e1_out")
+        _check(self.time_kernel >= 2, "time_kernel >= 2")
+
+    @property
+    def spatial_down(self) -> int:
+        return 2 ** (len(self.e1_widths) + self.e2_downs)
+
+    @property
+    def latent_size(self) -> int:
+        return self.resolution // self.spatial_down
+
+    @property
+    def compression(self) -> float:
+        """Pixels*channels per latent value (paper: 768)."""
+        return self.image_channels * self.spatial_down**2 * TEMPORAL_DOWN / self.latent_channels
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    """Our speech encoder: causal log-mel + conv stack + 4x temporal embedder (DESIGN.md §2)."""
+
+    n_mels: int = 80
+    n_fft: int = 512
+    win_length: int = 400  # 25 ms
+    hop_length: int = 160  # 10 ms -> 4 mel frames per video frame at 25 fps
+    width: int = 256
+    layers: int = 6
+    kernel: int = 5
+    lookahead_ms: int = 40  # future audio the features may see; adds to latency
+    feature_dim: int = 128  # per-latent-frame feature handed to the DiT
+
+    def __post_init__(self) -> None:
+        _check(SAMPLE_RATE // self.hop_length * 1 == 100, "hop must give 100 mel frames/s")
+        _check(self.lookahead_ms >= 0 and self.lookahead_ms % 10 == 0, "lookahead in 10 ms steps")
+        _check(self.kernel % 2 == 1, "odd kernel")
+
+    @property
+    def mels_per_frame(self) -> int:
+        return SAMPLE_RATE // self.hop_length // FPS  # 4
+
+    @property
+    def lookahead_mels(self) -> int:
+        return self.lookahead_ms // 10
+
+    @property
+    def receptive_mels(self) -> int:
+        """Past mel frames one output depends on (dilations 1,2,4,.. cycling over 3)."""
+        return sum((self.kernel - 1) * 2 ** (i % 3) for i in range(self.layers))
+
+
+@dataclass(frozen=True)
+class DiTConfig:
+    """Block-causal rectified-flow transformer (paper §Generator)."""
+
+    depth: int = 12
+    heads: int = 8
+    head_dim: int = 64
+    mlp_ratio: float = 4.0
+    patch: int = 1
+    block_frames: int = 1  # latent frames per causal block (paper: 4)
+    window_frames: int = 16  # latent frames visible to a block, itself included (paper: 32)
+    rope_split: tuple[int, int, int] = (16, 24, 24)  # head dims rotated by (t, y, x); rest unrotated
+
+    def __post_init__(self) -> None:
+        _check(self.window_frames % self.block_frames == 0, "window must be whole blocks")
+        _check(self.window_frames > self.block_frames, "window must hold past blocks")
+        _check(sum(self.rope_split) <= self.head_dim, "rope_split exceeds head_dim")
+        _check(all(r % 2 == 0 for r in self.rope_split), "rope dims must be even")
+
+    @property
+    def width(self) -> int:
+        return self.heads * self.head_dim
+
+    @property
+    def past_blocks(self) -> int:
+        """Blocks kept in the rolling KV window besides the current one."""
+        return self.window_frames // self.block_frames - 1
+
+
+@dataclass(frozen=True)
+class SamplerConfig:
+    steps: int = 12
+    shift: float = 5.0
+    cfg: float = 2.0
+    history_noise: float = 0.0  # noise level of committed history at inference
+
+    def __post_init__(self) -> None:
+        _check(self.steps >= 1, "steps >= 1")
+        _check(self.shift > 0, "shift > 0")
+        _check(0.0 <= self.history_noise < 1.0, "history_noise in [0, 1)")
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    queue_frames: int = 8  # bounded drop-oldest frame queue per sink
+    ring_seconds: float = 30.0  # audio ring buffer capacity
+
+    def __post_init__(self) -> None:
+        _check(self.queue_frames >= 1 and self.ring_seconds >= 1, "bad runtime sizes")
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    name: str = "base"
+    vae: VAEConfig = field(default_factory=VAEConfig)
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    dit: DiTConfig = field(default_factory=DiTConfig)
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+
+    def __post_init__(self) -> None:
+        _check(self.dit.patch <= self.vae.latent_size, "patch larger than latent")
+        _check(self.vae.latent_size % self.dit.patch == 0, "latent must divide by patch")
+
+    # --- presets -------------------------------------------------------------------------
+    @classmethod
+    def tiny(cls) -> "EngineConfig":
+        """CPU tests: a whole session in well under a second."""
+        return cls(
+            name="tiny",
+            vae=VAEConfig(resolution=64, latent_channels=8, e1_widths=(8, 8, 16, 16), e1_out=32,
+                          e2_downs=1, dref_blocks=1, dref_heads=2, dref_head_dim=16),
+            audio=AudioConfig(n_mels=32, width=32, layers=2, kernel=3, feature_dim=16),
+            dit=DiTConfig(depth=2, heads=2, head_dim=16, block_frames=1, window_frames=4,
+                          rope_split=(4, 4, 4)),
+            sampler=SamplerConfig(steps=2, shift=5.0, cfg=2.0),
+        )
+
+    @classmethod
+    def base(cls) -> "EngineConfig":
+        """The shipped model: 256², 1-latent-frame blocks (160 ms), sized for our data and GPU."""
+        return cls(name="base", sampler=SamplerConfig(steps=4, shift=5.0, cfg=2.0))
+
+    @classmethod
+    def paper(cls) -> "EngineConfig":
+        """The published sizes (512², 768x VAE, 1.0 B DiT, 4-frame blocks, 32-frame window)."""
+        return cls(
+            name="paper",
+            vae=VAEConfig(resolution=512, latent_channels=64, e1_widths=(128, 256, 512, 1024),
+                          e1_out=1024, e2_downs=2, e2_blocks=2, dref_blocks=6, dref_heads=16,
+                          dref_head_dim=64),
+            audio=AudioConfig(width=512, layers=8, feature_dim=256),
+            dit=DiTConfig(depth=24, heads=12, head_dim=128, block_frames=4, window_frames=32,
+                          rope_split=(32, 48, 48)),
+            sampler=SamplerConfig(steps=12, shift=5.0, cfg=2.0),
+        )
+
+    @classmethod
+    def preset(cls, name: str) -> "EngineConfig":
+        presets = {"tiny": cls.tiny, "base": cls.base, "paper": cls.paper}
+        if name not in presets:
+            raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(presets)}")
+        return presets[name]()
+
+    # --- serialisation --------------------------------------------------------------------
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "EngineConfig":
+        raw = json.loads(text)
+        return cls.from_dict(raw)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> "EngineConfig":
+        subs = {"vae": VAEConfig, "audio": AudioConfig, "dit": DiTConfig,
+                "sampler": SamplerConfig, "runtime": RuntimeConfig}
+        kwargs: dict[str, Any] = {}
+        for key, value in raw.items():
+            if key in subs:
+                kwargs[key] = _build(subs[key], value)
+            elif key == "name":
+                kwargs[key] = value
+            else:
+                raise ValueError(f"unknown config field {key!r}")
+        return cls(**kwargs)
+
+
+def _build(kind: type, raw: dict[str, Any]) -> Any:
+    names = {f.name: f for f in dataclasses.fields(kind)}
+    unknown = set(raw) - set(names)
+    if unknown:
+        raise ValueError(f"unknown {kind.__name__} fields: {sorted(unknown)}")
+    # JSON turns tuples into lists; frozen dataclasses must stay hashable.
+    return kind(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})
