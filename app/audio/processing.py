@@ -84,6 +84,7 @@ class DelayLine:
         self._buf = np.zeros(int(capacity_s * sample_rate), dtype=np.float32)
         self._write = 0  # absolute sample counters; position = counter % len(buf)
         self._read = 0
+        self._playing = False
         self._slack = int(slack_s * sample_rate)
         self._lock = threading.Lock()
         self.delay_s = 0.0
@@ -115,15 +116,18 @@ class DelayLine:
         target = int(self.delay_s * self.sample_rate)
         with self._lock:
             fill = self.fill
-            if fill - n > target + self._slack:  # too far behind: skip ahead to the target delay
+            if not self._playing and fill >= target + n:  # enough buffered: start exactly on target
                 self._read = self._write - target - n
-            elif fill < target - self._slack:  # too little buffered: play silence, let it fill
+                self._playing = True
+            elif self._playing and fill - n > target + self._slack:  # behind: skip ahead to target
+                self._read = self._write - target - n
+            elif self._playing and fill - n < target - self._slack:  # starved: wait to refill
+                self._playing = False
+            if not self._playing:
                 out[:] = 0.0
                 return
-            avail = max(0, min(n, self.fill))
             start = self._read % len(self._buf)
-            first = min(avail, len(self._buf) - start)
+            first = min(n, len(self._buf) - start)
             out[:first] = self._buf[start:start + first]
-            out[first:avail] = self._buf[:avail - first]
-            out[avail:] = 0.0
-            self._read += avail
+            out[first:] = self._buf[:n - first]
+            self._read += n
