@@ -14,7 +14,8 @@ class UserError(Exception):
     """A problem with the user's input: printed as one line, exit code 2."""
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> tuple[argparse.ArgumentParser, dict]:
+    modules = {}
     parser = argparse.ArgumentParser(prog="avacast", description="Avacast: real-time talking portraits")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -26,18 +27,19 @@ def build_parser() -> argparse.ArgumentParser:
                 raise
             continue  # command not built in this checkout
         module.add_parser(sub)
-    return parser
+        modules[name] = module
+    return parser, modules
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    parser, modules = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
-    if not getattr(args, "run", None):
+    if args.command not in modules:
         parser.print_help()
         return 2
     try:
-        return int(args.run(args) or 0)
+        return int(modules[args.command].run(args) or 0)
     except UserError as e:
         print(f"avacast {args.command}: {e}", file=sys.stderr)
         return 2
