@@ -50,3 +50,7 @@ def _one_torch_thread():
     import torch
 
     torch.set_num_threads(1)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "e2e: real PulseAudio/espeak-ng end-to-end (skipped without them)")

@@ -23,6 +23,7 @@ def bridge(qtbot):
 def load_tiny(qtbot, bridge, tiny_engine_factory):
     with qtbot.waitSignal(bridge.engine_ready, timeout=60_000) as blocker:
         bridge.load(tiny_engine_factory(None))
+    qtbot.waitUntil(lambda: not bridge.busy)  # the worker thread ends just after its signal
     return blocker.args[0]
 
 
