@@ -80,9 +80,9 @@ class StageTimes:
 class RateMeter:
     """Events per second over a sliding time window, driven by an injectable clock."""
 
-    def __init__(self, window_s: float = 2.0) -> None:
+    def __init__(self, window_s: float = 2.0, max_events: int = 256) -> None:
         self.window_s = window_s
-        self._t: deque[float] = deque()
+        self._t: deque[float] = deque(maxlen=max_events)  # bounded even when frames come unpaced
         self._lock = threading.Lock()
 
     def tick(self, now: float) -> None:
