@@ -345,7 +345,10 @@ class Runner:
         with self._sampler_lock:
             pending, self._pending_sampler = self._pending_sampler, {}
         if pending:
-            self.session.set_sampler(**pending)
+            try:
+                self.session.set_sampler(**pending)
+            except ValueError as e:  # a setting this session cannot take must not end the stream
+                log.warning("sampler change %s ignored: %s", pending, e)
 
     # --- output threads ---------------------------------------------------------------------------
     def _output_main(self, ch: _Channel) -> None:
