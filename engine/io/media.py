@@ -212,6 +212,8 @@ class VideoInfo:
     height: int
     duration_s: float
     has_audio: bool
+    start_s: float = 0.0  # video stream start time in the container
+    audio_start_s: float | None = None  # first audio stream's start time (A/V offset = difference)
 
 
 def video_info(path: str | Path) -> VideoInfo:
@@ -230,8 +232,15 @@ def video_info(path: str | Path) -> VideoInfo:
         n = int(s.frames) if s.frames else int(round(duration * fps))
         if fps <= 0 and n and duration:
             fps = n / duration
+        a = c.streams.audio[0] if c.streams.audio else None
         return VideoInfo(fps, n, s.codec_context.width, s.codec_context.height, duration,
-                         bool(c.streams.audio))
+                         a is not None, _start(s) or 0.0, _start(a) if a is not None else None)
+
+
+def _start(s) -> float | None:
+    if s.start_time is None or s.time_base is None:
+        return None
+    return float(s.start_time * s.time_base)
 
 
 def iter_video_frames(path: str | Path) -> Iterator[tuple[np.ndarray, float]]:
@@ -356,3 +365,26 @@ def _encode_audio(out, a, pcm: np.ndarray, start: int, end: int, sample_rate: in
         for pkt in a.encode(fr):
             out.mux(pkt)
     return max(start, end)
+
+
+def write_audio(path: str | Path, samples: np.ndarray, sample_rate: int = 16_000) -> None:
+    """float mono [S] -> lossless .wav (16-bit PCM) or .flac, chosen by the file extension."""
+    av = _av()
+    p = Path(path)
+    codec = {".wav": "pcm_s16le", ".flac": "flac"}.get(p.suffix.lower())
+    if codec is None:
+        raise MediaError(f"{p}: audio can be written as .wav or .flac")
+    p.parent.mkdir(parents=True, exist_ok=True)
+    pcm = (np.clip(np.asarray(samples, np.float32).reshape(-1), -1, 1) * 32767).round().astype(np.int16)
+    with av.open(str(p), mode="w") as out:
+        a = out.add_stream(codec, rate=sample_rate)
+        a.layout = "mono"
+        a.format = "s16"
+        step = 4096
+        for i in range(0, len(pcm), step):
+            fr = av.AudioFrame.from_ndarray(pcm[None, i:i + step], format="s16", layout="mono")
+            fr.sample_rate = sample_rate
+            fr.pts = i
+            for pkt in a.encode(fr):
+                out.mux(pkt)
+        out.mux(a.encode())
