@@ -305,7 +305,7 @@ def prepare(srcs: list[str | Path], out: str | Path, cfg: PrepareConfig = Prepar
         bar.set_postfix_str(v.name[-40:])
         r = prepare_file(v, out, cfg, detector, manifest.get(v.resolve()), used)
         if r.status == "skipped":
-            log.info("skipped %s: %s", v.name, r.reason)
+            log.debug("skipped %s: %s", v.name, r.reason)
         results.append(r)
     index = _index(cfg, results, time.monotonic() - t0)
     (out / INDEX).write_text(json.dumps(index, indent=1))
