@@ -45,8 +45,8 @@ def log_mel(samples: torch.Tensor, cfg: AudioConfig, first_frame: int, n_frames:
     seg = _slice_padded(samples, lo - sample0, hi - sample0)  # [B, hi-lo]
     frames = seg.unfold(-1, n_fft, hop)  # [B,n_frames,n_fft]
     window = torch.hann_window(cfg.win_length, periodic=True, dtype=seg.dtype, device=seg.device)
-    left = (n_fft - cfg.win_length) // 2
-    window = torch.nn.functional.pad(window, (left, n_fft - cfg.win_length - left))
+    # Right-aligned: the window ends at the frame's last sample, so no look-ahead hides in zero padding.
+    window = torch.nn.functional.pad(window, (n_fft - cfg.win_length, 0))
     power = torch.fft.rfft(frames * window, dim=-1).abs().pow(2)  # [B,n_frames,n_fft/2+1]
     mel = power @ mel_filterbank(cfg.n_mels, n_fft).to(seg.device).T  # [B,n_frames,n_mels]
     return torch.log(mel + LOG_FLOOR).transpose(1, 2)
