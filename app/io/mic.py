@@ -92,6 +92,9 @@ class MicSource:
 
     def stop(self) -> None:
         if self._stream is not None:
-            self._stream.stop()
+            # abort, not stop: stop() waits for pending buffers, and a stalled device (a paused
+            # virtual mic, an unplugged USB mic) never delivers them, freezing the caller for
+            # tens of seconds; an input stream has nothing worth draining.
+            self._stream.abort()
             self._stream.close()
             self._stream = None
