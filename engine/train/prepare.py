@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 VIDEO_EXTS = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".m4v", ".flv", ".wmv"}
 AUDIO_EXTS = (".wav", ".flac", ".m4a", ".mp3", ".aac", ".ogg", ".opus")
 # MANIFEST notes that mark a file's audio as unusable for lip-sync training (data README).
-AUDIO_UNUSABLE_NOTES = ("sync not confirmed", "no audio", "silent track")
+AUDIO_UNUSABLE_NOTES = ("sync not confirmed", "no audio or silent track", "absent or silent")
 SILENT_PEAK = 1e-3  # a track whose peak is below this is a "silent track", not audio
 
 
@@ -157,7 +157,10 @@ def load_source_audio(video: Path, row: dict | None, info, sr: int) -> tuple[np.
 
 
 def audio_trusted(row: dict | None) -> bool:
-    note = (row or {}).get("content_note", "").lower()
+    row = row or {}
+    if row.get("has_audio", "").strip().lower() in ("no", "silent track"):
+        return False
+    note = row.get("content_note", "").lower()
     return not any(n in note for n in AUDIO_UNUSABLE_NOTES)
 
 
