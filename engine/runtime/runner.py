@@ -25,7 +25,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from engine.config import FPS, SAMPLE_RATE, RuntimeConfig
-from engine.runtime.resample import StreamResampler
+from engine.audio.resample import StreamResampler
 from engine.runtime.ringbuffer import AudioRing, PushLog, RingUnderflow, frame_to_sample
 from engine.runtime.sinks import CallbackSink, FileSink, FrameSink, NullSink
 from engine.runtime.timing import RateMeter, StageTimes, Stats, percentile_ms
@@ -201,7 +201,7 @@ class Runner:
 
     def _resample(self, x: np.ndarray, sr: int) -> np.ndarray:
         r = self._resampler
-        if r is not None and r.src * SAMPLE_RATE != sr * r.dst:  # rate changed: finish the old one
+        if r is not None and r.src_rate != sr:  # rate changed: finish the old one
             self.ring.write(r.flush())
             r = self._resampler = None
         if sr == SAMPLE_RATE and r is None:
