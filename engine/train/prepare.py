@@ -35,7 +35,8 @@ log = logging.getLogger(__name__)
 
 VIDEO_EXTS = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".m4v", ".flv", ".wmv"}
 AUDIO_EXTS = (".wav", ".flac", ".m4a", ".mp3", ".aac", ".ogg", ".opus")
-SYNC_BAD = "sync not confirmed"  # MANIFEST note that marks audio unusable for lip sync
+# MANIFEST notes that mark a file's audio as unusable for lip-sync training (data README).
+AUDIO_UNUSABLE_NOTES = ("sync not confirmed", "no audio or silent track", "absent or silent")
 SILENT_PEAK = 1e-3  # a track whose peak is below this is a "silent track", not audio
 
 
@@ -155,6 +156,14 @@ def load_source_audio(video: Path, row: dict | None, info, sr: int) -> tuple[np.
     return a, origin
 
 
+def audio_trusted(row: dict | None) -> bool:
+    row = row or {}
+    if row.get("has_audio", "").strip().lower() in ("no", "silent track"):
+        return False
+    note = row.get("content_note", "").lower()
+    return not any(n in note for n in AUDIO_UNUSABLE_NOTES)
+
+
 def time_map(pts: np.ndarray, fps: int) -> np.ndarray:
     """Output frame k (at k/fps s) -> index of the source frame nearest in time [K]."""
     if len(pts) == 0:
@@ -222,13 +231,13 @@ def prepare_file(video: Path, out: Path, cfg: PrepareConfig, detector: face.Haar
     if not ranges:
         res.reason = f"too short (no stretch of >= {cfg.min_clip_s:g} s with a tracked face)"
         return res
-    sync_ok = SYNC_BAD not in (row or {}).get("content_note", "").lower()
+    sync_ok = audio_trusted(row)
     _write_clips(video, out, cfg, info, track, jmap, ranges, audio, sync_ok, res, used_ids)
     res.status = "kept"
     if audio is None:
         res.reason = f"{res.audio}: kept as video-only clips"
     elif not sync_ok:
-        res.reason = "MANIFEST: sync NOT confirmed; audio_usable=false"
+        res.reason = "MANIFEST: sync NOT confirmed / no usable audio; audio_usable=false"
     return res
 
 

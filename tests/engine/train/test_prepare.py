@@ -169,3 +169,13 @@ def test_cache_path_stays_inside_pack(pack):
     assert c.parent.is_dir() and c.is_relative_to(pack[0])
     with pytest.raises(ValueError):
         p.cache_path("../escape.npy")
+
+
+def test_manifest_rules_for_usable_audio():
+    from engine.train.prepare import audio_trusted
+
+    assert audio_trusted(None)
+    assert audio_trusted({"has_audio": "paired:x.wav", "content_note": "video has no audio track, speech in paired wav"})
+    assert not audio_trusted({"has_audio": "yes", "content_note": "lip sync NOT confirmed (weak)"})
+    assert not audio_trusted({"has_audio": "yes", "content_note": "expressions; no audio or silent track"})
+    assert not audio_trusted({"has_audio": "silent track", "content_note": ""})
