@@ -66,15 +66,27 @@ def virtual_mic(tmp_path, monkeypatch):
 
 
 def _kill_pulse(runtime: Path, env) -> None:
+    """Stop exactly the daemon this test started (its pid file), never any other PulseAudio."""
+    pid_file = runtime / "pulse" / "pid"
+    try:
+        pid = int(pid_file.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        pid = None
     try:
         subprocess.run(["pulseaudio", "--kill"], env=env, timeout=10, capture_output=True)
     except (subprocess.SubprocessError, OSError):
         pass
-    pid_file = runtime / "pulse" / "pid"
-    if pid_file.exists():  # --kill failed or timed out: end exactly the daemon we started
+    deadline = time.monotonic() + 5
+    while pid is not None and time.monotonic() < deadline:
         try:
-            os.kill(int(pid_file.read_text().split()[0]), signal.SIGKILL)
-        except (ValueError, ProcessLookupError, PermissionError):
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    if pid is not None:  # --kill failed or timed out
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
             pass
 
 
