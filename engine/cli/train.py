@@ -19,6 +19,8 @@ def add_parser(sub) -> None:
                    "computed from the pack")
     p.add_argument("--latents", help="generator: a latent cache instead of --pack/--vae (no video decoding)")
     p.add_argument("--save-latents", help="generator: also write the latent cache it built (shards of --shard-mb)")
+    p.add_argument("--latents-without-audio", action="store_true",
+                   help="with --save-latents: leave the audio out (half the size; --latents then needs --pack)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/ckpt (exact)")
     p.add_argument("--init", help="start from exported weights when no OUT/ckpt exists (a warm start: fresh "
                    "optimizer; for GPU slots that cannot carry the full checkpoint)")
@@ -26,6 +28,7 @@ def add_parser(sub) -> None:
     p.add_argument("--max-steps", type=int)
     p.add_argument("--batch", type=int)
     p.add_argument("--lr", type=float)
+    p.add_argument("--warmup-steps", type=int)
     p.add_argument("--total-steps", type=int, help="length of the cosine schedule")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--log-every", type=int, default=20, help="steps between log lines")
@@ -40,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
     from engine.train.loop import train
 
     cfg = EngineConfig.preset(args.preset)
-    overrides = {k: v for k, v in (("batch", args.batch), ("lr", args.lr), ("total_steps", args.total_steps))
+    overrides = {k: v for k, v in (("batch", args.batch), ("lr", args.lr), ("total_steps", args.total_steps),
+                                          ("warmup_steps", args.warmup_steps))
                  if v is not None}
     tcfg = TrainConfig(task=args.task, seed=args.seed, log_every=args.log_every, **overrides)
     if args.task == "vae":
@@ -94,7 +98,7 @@ def _generator_task(cfg, tcfg, args):
 
     try:
         if args.latents:
-            vcfg, cached, scale = latent_cache.load(Path(args.latents))
+            vcfg, cached, scale = latent_cache.load(Path(args.latents), _pack(args) if args.pack else None)
             vae_state = None
         elif args.vae:
             vcfg, cached, scale, vae_state = _build_cache(args)
@@ -126,7 +130,7 @@ def _build_cache(args):
     scale = float(vae.latent_scale)
     if args.save_latents:
         shard = int(args.shard_mb * 2**20) if args.shard_mb else None
-        latent_cache.save(Path(args.save_latents), cached, vcfg, scale, shard)
+        latent_cache.save(Path(args.save_latents), cached, vcfg, scale, shard, not args.latents_without_audio)
     vae_state = {f"vae.{k}": v.detach().float().cpu() for k, v in vae.state_dict().items()}
     del vae
     if dev.type == "cuda":

@@ -30,25 +30,33 @@ def build(vae: CausalVAE, clips: list[ClipData], device: torch.device, dtype: to
 
 
 def save(path: Path, cached: list[dict], cfg: EngineConfig, latent_scale: float,
-         shard_bytes: int | None = None) -> list[Path]:
+         shard_bytes: int | None = None, with_audio: bool = True) -> list[Path]:
+    """Without audio the file is ~half the size (audio can be added back from the pack with `add_audio`)."""
     tensors: dict[str, torch.Tensor] = {}
     for c in cached:
         tensors[f"{c['id']}.latents"] = c["latents"].to(torch.bfloat16)
         tensors[f"{c['id']}.refs"] = c["refs"].to(torch.bfloat16)
-        pcm = (c["audio"].float().clamp(-1, 1) * 32767).round().to(torch.int16)
-        tensors[f"{c['id']}.audio"] = pcm
+        if with_audio:
+            tensors[f"{c['id']}.audio"] = (c["audio"].float().clamp(-1, 1) * 32767).round().to(torch.int16)
     extra = {"clips": json.dumps([c["id"] for c in cached]), "latent_scale": repr(latent_scale)}
     return save_weights(path, tensors, cfg, kind="latent_cache", shard_bytes=shard_bytes, extra=extra)
 
 
-def load(path: Path) -> tuple[EngineConfig, list[dict], float]:
+def load(path: Path, pack=None) -> tuple[EngineConfig, list[dict], float]:
+    """-> (config, clips, latent scale). Audio missing from the file is read from `pack`."""
     cfg, state, meta = load_weights(path)
     if meta.get("avacast_kind") != "latent_cache":
         raise ValueError(f"{Path(path).name}: not a latent cache")
     out = []
     for cid in json.loads(meta["clips"]):
+        if f"{cid}.audio" in state:
+            audio = state[f"{cid}.audio"].float() / 32767
+        elif pack is not None:
+            audio = torch.from_numpy(pack.load_audio(cid))
+        else:
+            raise ValueError(f"{Path(path).name}: clip {cid} has no audio; pass the pack it came from")
         out.append({"id": cid, "latents": state[f"{cid}.latents"].float(), "refs": state[f"{cid}.refs"].float(),
-                    "audio": state[f"{cid}.audio"].float() / 32767})
+                    "audio": audio})
     return cfg, out, float(meta["latent_scale"])
 
 

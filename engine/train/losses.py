@@ -12,8 +12,15 @@ def _gauss(size: int = 11, sigma: float = 1.5, device=None) -> torch.Tensor:
 
 
 def ssim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Mean SSIM of images [N,C,H,W] in [-1,1] (gaussian window 11, sigma 1.5)."""
-    a, b = (a.float() + 1) / 2, (b.float() + 1) / 2
+    """Mean SSIM of images [N,C,H,W] in [-1,1] (gaussian window 11, sigma 1.5).
+
+    Always fp32: under bf16 autocast E[x^2] - E[x]^2 cancels catastrophically and the gradients explode.
+    """
+    with torch.autocast(a.device.type, enabled=False):
+        return _ssim32((a.float() + 1) / 2, (b.float() + 1) / 2)
+
+
+def _ssim32(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     c = a.shape[1]
     g = _gauss(device=a.device)
     kx = g.view(1, 1, 1, -1).repeat(c, 1, 1, 1)
