@@ -1,0 +1,210 @@
+"""Engine bridge: runs the engine off the GUI thread and reports back through Qt signals.
+
+Loading weights and opening a session (reference encoding) happen on a short-lived worker thread;
+streaming runs on the Runner's own threads (engine/runtime). Frames reach the GUI through a
+latest-only slot: the sink emits `frame_ready` only when the GUI has taken the previous frame, so a
+slow GUI never builds a queue. Every failure becomes an `error` signal with a one-line message.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import traceback
+from typing import Any, Callable, Protocol
+
+import numpy as np
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from app.audio.pipeline import AudioPipeline
+from app.audio.processing import LevelMeter, NoiseGate
+
+log = logging.getLogger(__name__)
+
+
+class AudioSource(Protocol):
+    def start(self, on_audio: Callable[[np.ndarray, int], None]) -> None: ...
+    def stop(self) -> None: ...
+
+
+class PreviewSink:
+    """FrameSink holding only the newest frame; `notify` fires when a new frame is waiting."""
+
+    def __init__(self, notify: Callable[[Any], None]):
+        self._lock = threading.Lock()
+        self._frame = None
+        self._notify = notify
+        self.frames = 0
+
+    def put(self, frame) -> None:
+        with self._lock:
+            pending = self._frame is not None
+            self._frame = frame
+            self.frames += 1
+        if not pending:
+            self._notify(frame)
+
+    def take(self):
+        with self._lock:
+            frame, self._frame = self._frame, None
+        return frame
+
+    def close(self) -> None:
+        pass
+
+
+def user_message(exc: BaseException) -> str:
+    """One line for the UI: our own errors already read well; others get their type name."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if isinstance(exc, (ValueError, FileNotFoundError, RuntimeError, OSError)) and text:
+        return text
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class EngineBridge(QObject):
+    engine_ready = Signal(str)  # device name
+    frame_ready = Signal(object)  # engine Frame; take the newest with take_frame()
+    stats_updated = Signal(object)  # engine.runtime Stats
+    error = Signal(str)
+    state_changed = Signal(str)  # "idle", "loading", "starting", "running", "stopped"
+
+    def __init__(self, parent: QObject | None = None, stats_interval_ms: int = 500):
+        super().__init__(parent)
+        self.engine = None
+        self.runner = None
+        self.source: AudioSource | None = None
+        self.pipeline: AudioPipeline | None = None
+        self.gate = NoiseGate()
+        self.meter = LevelMeter()
+        self.preview = PreviewSink(self.frame_ready.emit)
+        self.extra_sinks: list = []
+        self.state = "idle"
+        self._worker: threading.Thread | None = None
+        self._timer = QTimer(self)
+        self._timer.setInterval(stats_interval_ms)
+        self._timer.timeout.connect(self._poll)
+        self._started.connect(self._on_started)
+
+    _started = Signal(object, object, object)  # runner, source, pipeline (worker -> GUI thread)
+
+    # --- engine -------------------------------------------------------------------------------
+    @property
+    def busy(self) -> bool:
+        return self._worker is not None and self._worker.is_alive()
+
+    def load(self, factory: Callable[[], Any]) -> None:
+        """Load an engine with `factory()` (e.g. engine.api.load_engine) on a worker thread."""
+        if self.busy or self.runner is not None:
+            self.error.emit("Stop the stream before changing the model.")
+            return
+        self._set_state("loading")
+        self._run_worker(self._load, factory)
+
+    def _load(self, factory) -> None:
+        engine = factory()
+        self.engine = engine
+        self.engine_ready.emit(str(getattr(engine, "device_name", "CPU")))
+        self._set_state("idle")
+
+    # --- streaming ----------------------------------------------------------------------------
+    def start(self, references: list[np.ndarray], source: AudioSource, *, steps: int | None = None,
+              cfg: float | None = None, sinks: list | None = None, seed: int = 0) -> None:
+        if self.engine is None:
+            self.error.emit("No model is loaded yet: choose a weights file in Engine settings.")
+            return
+        if self.busy or self.runner is not None:
+            return
+        self._set_state("starting")
+        self.extra_sinks = list(sinks or [])
+        self._run_worker(self._start, references, source, steps, cfg, seed)
+
+    def _start(self, references, source, steps, cfg, seed) -> None:
+        from engine.runtime.runner import Runner
+
+        session = self.engine.open_session(references, seed=seed)
+        if steps is not None or cfg is not None:
+            session.set_sampler(steps=steps, cfg=cfg)
+        self.preview = PreviewSink(self.frame_ready.emit)
+        runner = Runner(session, [self.preview, *self.extra_sinks])
+        pipeline = AudioPipeline(runner.push_audio, self.gate, self.meter)
+        runner.start()
+        try:
+            source.start(pipeline)
+        except BaseException:
+            runner.stop()
+            raise
+        self._started.emit(runner, source, pipeline)
+
+    def _on_started(self, runner, source, pipeline) -> None:
+        self.runner, self.source, self.pipeline = runner, source, pipeline
+        self._timer.start()
+        self._set_state("running")
+
+    def take_frame(self):
+        return self.preview.take()
+
+    def set_sampler(self, steps: int | None, cfg: float | None) -> None:
+        if self.runner is not None:
+            self.runner.set_sampler(steps, cfg)
+
+    def stop(self) -> None:
+        """Stop audio first (no more pushes), then the runner; releases mic, camera and session."""
+        if self._worker is not None:
+            self._worker.join(timeout=30.0)  # a start in flight: let it finish, then stop it
+            self._worker = None
+            from PySide6.QtCore import QCoreApplication
+
+            QCoreApplication.sendPostedEvents(self)  # deliver a pending _started
+        self._timer.stop()
+        source, runner = self.source, self.runner
+        self.source = self.runner = self.pipeline = None
+        if source is not None:
+            try:
+                source.stop()
+            except Exception as exc:  # a device error must not keep the engine running
+                self.error.emit(f"Audio input did not stop cleanly: {user_message(exc)}")
+        if runner is not None:
+            runner.stop()
+            for sink in self.extra_sinks:  # the runner may close them too; close() is idempotent
+                _close_quietly(sink)
+            self.extra_sinks = []
+            self._set_state("stopped")
+
+    def shutdown(self) -> None:
+        """Window closing: stop streaming and drop the engine (frees GPU memory)."""
+        self.stop()
+        self.engine = None
+
+    # --- internals ----------------------------------------------------------------------------
+    def _poll(self) -> None:
+        runner = self.runner
+        if runner is None:
+            return
+        error = getattr(runner, "error", None)
+        if error is not None:
+            self.stop()
+            self.error.emit(f"The engine stopped: {user_message(error)}")
+            return
+        self.stats_updated.emit(runner.stats())
+
+    def _run_worker(self, fn, *args) -> None:
+        def body():
+            try:
+                fn(*args)
+            except BaseException as exc:  # never let a worker die silently: tell the UI
+                log.error("engine worker failed:\n%s", traceback.format_exc())
+                self.error.emit(user_message(exc))
+                self._set_state("idle")
+
+        self._worker = threading.Thread(target=body, daemon=True, name="avacast-engine-worker")
+        self._worker.start()
+
+    def _set_state(self, state: str) -> None:
+        self.state = state
+        self.state_changed.emit(state)
+
+
+def _close_quietly(sink) -> None:
+    try:
+        sink.close()
+    except Exception:
+        log.exception("closing an output failed")

@@ -1,0 +1,247 @@
+"""The main window: preview and Start/Stop on the left, settings tabs on the right."""
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtWidgets import (QHBoxLayout, QLabel, QMainWindow, QPushButton, QTabWidget,
+                               QVBoxLayout, QWidget)
+
+from app import settings as settings_mod
+from app.avatars import AvatarStore
+from app.bridge import EngineBridge, user_message
+from app.outputs import Outputs
+from app.ui.avatar_panel import AvatarPanel
+from app.ui.panels import AudioPanel, EnginePanel, OutputPanel
+from app.ui.style import STYLESHEET
+from app.ui.widgets import MessageBar, PreviewView
+
+log = logging.getLogger(__name__)
+PREVIEW_FPS = 25
+
+
+def default_engine_factory(weights: str | None):
+    def factory():
+        from engine.api import load_engine
+
+        return load_engine(weights=weights)
+    return factory
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, *, engine_factory: Callable[[str | None], Callable] = default_engine_factory,
+                 source_factory: Callable | None = None, load_now: bool = True):
+        super().__init__()
+        self.setWindowTitle("Avacast")
+        self.setStyleSheet(STYLESHEET)
+        self.settings, notice = settings_mod.load_settings()
+        self.store = AvatarStore()
+        self.store.ensure_default(self.settings)
+        self.engine_factory = engine_factory
+        self.bridge = EngineBridge(self)
+        self.outputs = Outputs(self.settings, source_factory)
+        self._pending_weights: str | None = None
+        self._build()
+        self._connect()
+        if notice:
+            self.messages.show_message(notice, "warning")
+        self._apply_gate()
+        self._meter_timer = QTimer(self)
+        self._meter_timer.timeout.connect(self._tick_meter)
+        self._meter_timer.start(33)
+        if load_now:
+            self.load_engine(self.settings.engine.weights)
+
+    # --- layout ---------------------------------------------------------------------------------
+    def _build(self) -> None:
+        central = QWidget()
+        root = QVBoxLayout(central)
+        root.setContentsMargins(16, 12, 16, 12)
+        self.messages = MessageBar()
+        root.addWidget(self.messages)
+        body = QHBoxLayout()
+        root.addLayout(body, 1)
+
+        left = QVBoxLayout()
+        header = QHBoxLayout()
+        title = QLabel("Avacast")
+        title.setObjectName("title")
+        header.addWidget(title)
+        header.addStretch(1)
+        self.device_label = QLabel("Loading model…")
+        self.device_label.setObjectName("hint")
+        header.addWidget(self.device_label)
+        left.addLayout(header)
+        self.preview = PreviewView()
+        self.preview.setMinimumSize(480, 480)
+        left.addWidget(self.preview, 1)
+        controls = QHBoxLayout()
+        self.start_button = QPushButton("Start")
+        self.start_button.setObjectName("primary")
+        self.start_button.setEnabled(False)
+        controls.addWidget(self.start_button)
+        controls.addSpacing(12)
+        self.status = QLabel("Idle")
+        self.status.setObjectName("status")
+        controls.addWidget(self.status, 1)
+        left.addLayout(controls)
+        body.addLayout(left, 3)
+
+        self.tabs = QTabWidget()
+        self.tabs.setMinimumWidth(430)
+        self.avatar_panel = AvatarPanel(self.settings, self.store)
+        self.audio_panel = AudioPanel(self.settings)
+        self.output_panel = OutputPanel(self.settings)
+        self.engine_panel = EnginePanel(self.settings)
+        self.tabs.addTab(self.avatar_panel, "Avatar")
+        self.tabs.addTab(self.audio_panel, "Audio")
+        self.tabs.addTab(self.output_panel, "Output")
+        self.tabs.addTab(self.engine_panel, "Engine")
+        body.addSpacing(12)
+        body.addWidget(self.tabs, 2)
+        self.setCentralWidget(central)
+        self.resize(1180, 720)
+
+    def _connect(self) -> None:
+        b = self.bridge
+        b.frame_ready.connect(self._on_frame)
+        b.stats_updated.connect(self._on_stats)
+        b.error.connect(self._on_error)
+        b.state_changed.connect(self._on_state)
+        b.engine_ready.connect(self._on_engine_ready)
+        self.start_button.clicked.connect(self.toggle)
+        for panel in (self.avatar_panel, self.audio_panel, self.output_panel, self.engine_panel):
+            panel.changed.connect(self.save)
+        self.avatar_panel.message.connect(self.messages.show_message)
+        self.audio_panel.changed.connect(self._apply_gate)
+        self.engine_panel.sampler_changed.connect(
+            lambda: self.bridge.set_sampler(*self.engine_panel.sampler()))
+        self.engine_panel.weights_chosen.connect(self.load_engine)
+        self.output_panel.vcam_toggled.connect(self._on_vcam_toggled)
+
+    # --- actions --------------------------------------------------------------------------------
+    def save(self) -> None:
+        try:
+            settings_mod.save_settings(self.settings)
+        except (OSError, ValueError) as exc:
+            self.messages.show_message(f"Settings not saved: {user_message(exc)}")
+
+    def load_engine(self, weights: str | None) -> None:
+        if self.bridge.runner is not None:
+            self.bridge.stop()
+        self._pending_weights = weights
+        self.engine_panel.set_status("Loading…")
+        self.start_button.setEnabled(False)
+        self.bridge.load(self.engine_factory(weights))
+
+    def toggle(self) -> None:
+        if self.bridge.runner is not None or self.bridge.state == "starting":
+            self.stop()
+        else:
+            self.start()
+
+    def start(self) -> bool:
+        avatar = self.avatar_panel.avatar
+        refs = self.store.references(avatar) if avatar else []
+        if not refs:
+            self.messages.show_message("Add at least one photo to the avatar before going live.",
+                                       "warning")
+            return False
+        try:
+            source = self.outputs.make_source()
+            sinks = self.outputs.open_sinks()
+        except (ValueError, OSError, RuntimeError) as exc:
+            self.outputs.close()
+            self.messages.show_message(user_message(exc))
+            return False
+        self._show_vcam_state()
+        self.messages.hide()
+        steps, cfg = self.engine_panel.sampler()
+        self.bridge.start(refs, source, steps=steps, cfg=cfg, sinks=sinks)
+        return True
+
+    def stop(self) -> None:
+        self.bridge.stop()
+        self.outputs.close()
+        self._show_vcam_state()
+
+    # --- bridge signals -------------------------------------------------------------------------
+    def _on_frame(self, frame) -> None:
+        latest = self.bridge.take_frame() or frame  # latest-only: skip frames the GUI missed
+        self.preview.set_frame(latest.rgb)
+
+    def _on_stats(self, st) -> None:
+        self.outputs.on_stats(st, self.bridge.pipeline)
+        device = getattr(st, "device", "") or ""
+        self.status.setText(f"{st.fps:5.1f} fps   latency {st.latency_p50_ms:4.0f} / "
+                            f"{st.latency_p95_ms:4.0f} ms (p50/p95)   dropped {st.dropped}")
+        if self.outputs.passthrough is not None:
+            self.output_panel.delay_label.setText(
+                f"Delay: {self.outputs.passthrough.delay_line.delay_s * 1000:.0f} ms (measured)")
+        if device:
+            self._show_device(device)
+
+    def _on_error(self, text: str) -> None:
+        self.messages.show_message(text)
+        if self.bridge.engine is None:
+            self.engine_panel.set_status(f"Not loaded: {text}")
+            self.device_label.setText("No model loaded")
+        self._on_state(self.bridge.state)
+
+    def _on_state(self, state: str) -> None:
+        live = state in ("starting", "running")
+        self.start_button.setText("Stop" if live else "Start")
+        self.start_button.setProperty("live", live)
+        self.start_button.style().unpolish(self.start_button)
+        self.start_button.style().polish(self.start_button)
+        self.start_button.setEnabled(self.bridge.engine is not None and state != "loading")
+        if state == "starting":
+            self.status.setText("Starting…")
+        elif state in ("stopped", "idle") and not live:
+            if self.bridge.runner is None:
+                self.outputs.close()
+            self.status.setText("Idle")
+
+    def _on_engine_ready(self, device: str) -> None:
+        self.settings.engine.weights = self._pending_weights
+        self.save()
+        name = getattr(getattr(self.bridge.engine, "cfg", None), "name", "model")
+        self.engine_panel.set_status(f"Loaded “{name}” on {device}")
+        self._show_device(device)
+        self.start_button.setEnabled(True)
+
+    def _show_device(self, device: str) -> None:
+        if device.upper().startswith("CPU"):
+            self.device_label.setObjectName("statusWarn")
+            self.device_label.setText("CPU - slow (no NVIDIA GPU found)")
+        else:
+            self.device_label.setObjectName("hint")
+            self.device_label.setText(device)
+        self.device_label.style().unpolish(self.device_label)
+        self.device_label.style().polish(self.device_label)
+
+    def _on_vcam_toggled(self, on: bool) -> None:
+        if self.bridge.runner is not None:
+            self.messages.show_message("The virtual camera change applies at the next Start.", "info")
+        self._show_vcam_state()
+
+    def _show_vcam_state(self) -> None:
+        text, level = self.outputs.vcam_status()
+        self.output_panel.set_vcam_status(text, level)
+
+    def _apply_gate(self) -> None:
+        a = self.settings.audio
+        self.bridge.gate.configure(a.gate_threshold_db, a.gate_hold_ms)
+
+    def _tick_meter(self) -> None:
+        _, level = self.bridge.meter.read()
+        self.audio_panel.meter.set_level(level, self.bridge.gate.is_open)
+
+    def closeEvent(self, event) -> None:  # noqa: N802
+        """Release mic, camera and engine before the window goes."""
+        self._meter_timer.stop()
+        self.bridge.shutdown()
+        self.outputs.close()
+        self.save()
+        super().closeEvent(event)

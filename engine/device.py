@@ -1,0 +1,56 @@
+"""The one place for device, dtype, TF32 and backend choices (DESIGN.md §4)."""
+from __future__ import annotations
+
+import logging
+
+import torch
+from torch import nn
+
+log = logging.getLogger(__name__)
+BACKENDS = ("eager", "compile", "tensorrt")
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("CUDA was requested but no NVIDIA GPU/driver is available "
+                           "(install the CUDA build of torch, or use --device cpu)")
+    return dev
+
+
+def default_dtype(device: torch.device) -> torch.dtype:
+    return torch.bfloat16 if device.type == "cuda" else torch.float32
+
+
+def configure(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return "CPU"
+
+
+def prepare(model: nn.Module, backend: str = "eager") -> nn.Module:
+    """Apply the chosen execution backend to the model's hot modules."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if backend == "tensorrt":
+        try:
+            import torch_tensorrt  # noqa: F401  (optional accelerator, imported lazily)
+        except ImportError:
+            raise RuntimeError("the tensorrt backend needs torch-tensorrt, which is not installed "
+                               "(pip install torch-tensorrt on a machine with TensorRT); use --backend compile") from None
+        raise RuntimeError("the tensorrt backend is not wired to the streaming blocks yet; use --backend compile")
+    if backend == "compile":
+        for name in ("dit", "vae"):
+            part = getattr(model, name, None)
+            if part is not None:
+                part.compile(dynamic=False)
+    return model

@@ -1,0 +1,55 @@
+"""Preallocated KV cache for block-causal streaming (DESIGN.md §2 bounded memory, §5.4-5).
+
+Layout per layer: [B, heads, S, hd] with S = n_ref + past_blocks * L. The first n_ref positions are the
+reference tokens (a permanent sink, written once per session); the rest is a ring of past blocks, block b
+in slot b % past_blocks. While the ring fills, slots 0..filled-1 form a contiguous prefix, so the visible
+context is always one slice. Cursors are Python ints: no device sync in the forward pass.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class KVCache:
+    k: list[torch.Tensor]  # per layer [B,heads,S,hd]
+    v: list[torch.Tensor]
+    n_ref: int  # reference tokens at the front
+    block_tokens: int  # L: tokens per block
+    past_blocks: int  # ring capacity in blocks
+    filled: int = 0  # committed blocks held (<= past_blocks)
+    next_block: int = 0  # absolute index of the block being generated
+
+    @classmethod
+    def allocate(cls, depth: int, batch: int, heads: int, head_dim: int, n_ref: int, block_tokens: int,
+                 past_blocks: int, device: torch.device, dtype: torch.dtype) -> "KVCache":
+        size = n_ref + past_blocks * block_tokens
+        def buf() -> list[torch.Tensor]:
+            return [torch.zeros(batch, heads, size, head_dim, device=device, dtype=dtype) for _ in range(depth)]
+        return cls(buf(), buf(), n_ref, block_tokens, past_blocks)
+
+    def write_refs(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> None:
+        """k, v: [B,heads,n_ref,hd]."""
+        self.k[layer][:, :, : self.n_ref] = k
+        self.v[layer][:, :, : self.n_ref] = v
+
+    def context(self, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Visible keys/values: references plus committed blocks -> [B,heads,n_ref+filled*L,hd] views."""
+        end = self.n_ref + self.filled * self.block_tokens
+        return self.k[layer][:, :, :end], self.v[layer][:, :, :end]
+
+    def write_block(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> None:
+        """Store block `next_block`'s keys/values [B,heads,L,hd] in its ring slot (during commit)."""
+        start = self.n_ref + (self.next_block % self.past_blocks) * self.block_tokens
+        self.k[layer][:, :, start : start + self.block_tokens] = k
+        self.v[layer][:, :, start : start + self.block_tokens] = v
+
+    def advance(self) -> None:
+        """Called once per block, after every layer wrote it (the single commit)."""
+        self.next_block += 1
+        self.filled = min(self.filled + 1, self.past_blocks)
+
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in self.k + self.v)

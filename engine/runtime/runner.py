@@ -1,0 +1,375 @@
+"""The streaming runner: mic ring buffer -> engine thread (Session.step) -> paced sinks (issue 5).
+
+```
+push_audio (mic callback) --resample+copy--> AudioRing --engine thread--> Session.step()
+   --> per-sink bounded drop-oldest FrameQueue --output thread per sink (25 fps, hold on underrun)--> sink
+```
+The producer never waits on model code: `push_audio` takes one short lock and copies. The engine thread
+is the only caller of the session (set_sampler included, at block boundaries). Each sink has its own
+output thread so a slow file encoder cannot stall the virtual camera. The runner owns the session's
+audio from sample 0: push nothing into the session directly while a runner drives it.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from engine.config import FPS, SAMPLE_RATE, RuntimeConfig
+from engine.runtime.resample import StreamResampler
+from engine.runtime.ringbuffer import AudioRing, PushLog, RingUnderflow, frame_to_sample
+from engine.runtime.sinks import CallbackSink, FileSink, FrameSink, NullSink
+from engine.runtime.timing import RateMeter, StageTimes, Stats, percentile_ms
+
+__all__ = ["Runner", "FrameQueue", "FrameSink", "NullSink", "FileSink", "CallbackSink", "Stats"]
+
+log = logging.getLogger(__name__)
+LATENCY_WINDOW = 1500  # frames (60 s) kept for p50/p95
+
+
+@dataclass
+class _Item:
+    frame: Any
+    pushed_at: float | None  # clock() when the audio at the frame's pts was pushed; None for padding
+    produced_at: float  # perf_counter() when the engine thread queued it
+
+
+class FrameQueue:
+    """Bounded queue that never blocks the writer: when full, the oldest item is dropped and counted."""
+
+    def __init__(self, maxlen: int) -> None:
+        self._q: deque[Any] = deque()
+        self.maxlen = maxlen
+        self.dropped = 0
+        self.closed = False
+        self._cond = threading.Condition(threading.Lock())
+
+    def put(self, item: Any) -> None:
+        with self._cond:
+            if len(self._q) >= self.maxlen:
+                self._q.popleft()
+                self.dropped += 1
+            self._q.append(item)
+            self._cond.notify_all()
+
+    def pop(self) -> Any | None:
+        with self._cond:
+            return self._q.popleft() if self._q else None
+
+    def wait(self, timeout: float) -> bool:
+        """Wait until an item is queued or the queue is closed; True if an item is there."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._q or self.closed, timeout)
+            return bool(self._q)
+
+    def close(self) -> None:
+        with self._cond:
+            self.closed = True
+            self._cond.notify_all()
+
+    @property
+    def finished(self) -> bool:
+        with self._cond:
+            return self.closed and not self._q
+
+    def __len__(self) -> int:
+        return len(self._q)
+
+
+class _Channel:
+    """One sink, its queue and its output-side accounting."""
+
+    def __init__(self, sink: FrameSink, maxlen: int, clock: Callable[[], float],
+                 times: StageTimes, primary: bool) -> None:
+        self.sink, self.queue, self.clock, self.times = sink, FrameQueue(maxlen), clock, times
+        self.primary = primary
+        self.last: Any = None
+        self.held = 0
+        self.frames_out = 0
+        self.latency: deque[float] = deque(maxlen=LATENCY_WINDOW)
+        self.rate = RateMeter()
+
+    def deliver(self, item: _Item) -> None:
+        t0 = time.perf_counter()
+        if self.primary:
+            self.times.add("queue", t0 - item.produced_at)
+        self.sink.put(item.frame)
+        now = self.clock()
+        if self.primary:
+            self.times.add("output", time.perf_counter() - t0)
+            if item.pushed_at is not None:
+                self.latency.append(now - item.pushed_at)
+        self.rate.tick(now)
+        self.last = item.frame
+        self.frames_out += 1
+
+    def tick(self) -> bool:
+        """One 25 fps output tick: show the next frame, or re-show the last one on underrun.
+
+        Returns False once the queue is closed and drained (nothing more will come)."""
+        item = self.queue.pop()
+        if item is not None:
+            self.deliver(item)
+            return True
+        if self.queue.finished:
+            return False
+        if self.last is not None:
+            self.sink.put(self.last)
+            self.held += 1
+        return True
+
+
+class Runner:
+    """Drives a Session from a thread; see the module docstring for the data flow."""
+
+    def __init__(self, session: Any, sinks: Sequence[FrameSink], *, realtime: bool = True,
+                 clock: Callable[[], float] = time.monotonic, cfg: RuntimeConfig | None = None,
+                 device_name: str | None = None) -> None:
+        self.session, self.realtime, self.clock = session, realtime, clock
+        self.cfg = cfg or RuntimeConfig()
+        self.device_name = device_name or getattr(session, "device_name", None) or "CPU"
+        self.ring = AudioRing(int(self.cfg.ring_seconds * SAMPLE_RATE))
+        self.push_log = PushLog()
+        self.times = StageTimes()
+        # a whole block arrives at once: the queue must hold one, or every block would drop frames
+        maxlen = max(self.cfg.queue_frames, 2 * int(getattr(session, "frames_per_block", 1)))
+        self._channels = [_Channel(s, maxlen, clock, self.times, i == 0) for i, s in enumerate(sinks)]
+        self._push_lock = threading.Lock()
+        self._resampler: StreamResampler | None = None
+        self._sampler_lock = threading.Lock()
+        self._pending_sampler: dict[str, Any] = {}
+        self._stop = threading.Event()
+        self._eof = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._error: BaseException | None = None
+        self._cursor = 0  # samples handed to the session so far
+        self._engine_frames = 0
+        self._engine_busy = 0.0  # seconds inside step()/flush()
+        self._sinks_closed = False
+
+    # --- producer side (any thread, e.g. the audio callback) ------------------------------------
+    def push_audio(self, samples: np.ndarray, sample_rate: int) -> None:
+        """Copy mic audio into the ring (resampled to 16 kHz). Never runs model code; never blocks
+        on the engine. `samples` is [n] or [n, channels] float32 (channels are averaged)."""
+        x = np.asarray(samples, np.float32)
+        if x.ndim == 2:
+            x = x.mean(axis=1)  # [n, ch] -> [n]
+        if x.ndim != 1:
+            raise ValueError(f"audio must be [n] or [n, channels], got shape {x.shape}")
+        if not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
+            raise ValueError(f"sample_rate must be a positive integer, got {sample_rate!r}")
+        with self._push_lock:
+            if self._eof.is_set():
+                raise RuntimeError("push_audio after end_audio()")
+            x = self._resample(x, int(sample_rate))
+            end = self.ring.write(x)
+            self.push_log.append(end, self.clock())
+
+    def _resample(self, x: np.ndarray, sr: int) -> np.ndarray:
+        r = self._resampler
+        if r is not None and r.src * SAMPLE_RATE != sr * r.dst:  # rate changed: finish the old one
+            self.ring.write(r.flush())
+            r = self._resampler = None
+        if sr == SAMPLE_RATE and r is None:
+            return x
+        if r is None:
+            r = self._resampler = StreamResampler(sr, SAMPLE_RATE)
+        return r.process(x)
+
+    def end_audio(self) -> None:
+        """No more audio: the engine flushes the session (silence-padded) and the outputs drain."""
+        with self._push_lock:
+            if self._resampler is not None:
+                end = self.ring.write(self._resampler.flush())
+                self.push_log.append(end, self.clock())
+            self._eof.set()
+        self.ring.wake()
+
+    # --- control ------------------------------------------------------------------------------
+    def set_sampler(self, steps: int | None = None, cfg: float | None = None) -> None:
+        """Change sampler settings live; the engine thread applies them at the next block boundary."""
+        if steps is not None and (int(steps) != steps or steps < 1):
+            raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+        if cfg is not None and not cfg >= 0:
+            raise ValueError(f"cfg must be >= 0, got {cfg!r}")
+        with self._sampler_lock:
+            if steps is not None:
+                self._pending_sampler["steps"] = int(steps)
+            if cfg is not None:
+                self._pending_sampler["cfg"] = float(cfg)
+
+    def start(self) -> None:
+        if self._threads:
+            raise RuntimeError("Runner.start() called twice")
+        self._threads.append(threading.Thread(target=self._engine_main, name="avacast-engine",
+                                              daemon=True))
+        for i, ch in enumerate(self._channels):
+            self._threads.append(threading.Thread(target=self._output_main, args=(ch,),
+                                                  name=f"avacast-output-{i}", daemon=True))
+        for t in self._threads:
+            t.start()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until the stream has ended (after `end_audio`, or an error); True when it has."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for t in self._threads:
+            t.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        return not any(t.is_alive() for t in self._threads)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop now (queued frames are discarded), join every thread, then close the sinks."""
+        self._stop.set()
+        self.ring.wake()
+        for ch in self._channels:
+            ch.queue.close()
+        if not self.wait(timeout):
+            alive = [t.name for t in self._threads if t.is_alive()]
+            log.warning("runner threads still busy after %.1f s: %s", timeout, alive)
+            return  # closing a sink while its thread is inside put() would race
+        self._close_sinks()
+
+    def _close_sinks(self) -> None:
+        if self._sinks_closed:
+            return
+        self._sinks_closed = True
+        for ch in self._channels:
+            try:
+                ch.sink.close()
+            except Exception as e:  # noqa: BLE001 - keep closing the others, surface the first
+                log.exception("closing sink %r failed", ch.sink)
+                self._error = self._error or e
+
+    @property
+    def error(self) -> BaseException | None:
+        """The exception that stopped the engine or an output thread, if any."""
+        return self._error
+
+    @property
+    def running(self) -> bool:
+        return any(t.is_alive() for t in self._threads)
+
+    def _fail(self, e: BaseException, where: str) -> None:
+        log.error("%s thread failed: %r", where, e, exc_info=e)
+        if self._error is None:
+            self._error = e
+        self._stop.set()
+        self.ring.wake()
+        for ch in self._channels:
+            ch.queue.close()
+
+    # --- engine thread --------------------------------------------------------------------------
+    def _engine_main(self) -> None:
+        try:
+            self._engine_loop()
+        except BaseException as e:  # noqa: BLE001 - kept and surfaced through .error
+            self._fail(e, "engine")
+        finally:
+            for ch in self._channels:
+                ch.queue.close()
+
+    def _engine_loop(self) -> None:
+        while not self._stop.is_set():
+            self._apply_sampler()
+            need = int(self.session.samples_needed)
+            t0 = time.perf_counter()
+            while not (self.ring.written >= need or self._eof.is_set() or self._stop.is_set()):
+                self.ring.wait_for(need, 0.05)
+            if self._stop.is_set():
+                return
+            self.times.add("audio_wait", time.perf_counter() - t0)
+            self._feed()
+            if self._cursor >= need:
+                self._run(self.session.step)
+            elif self._eof.is_set():
+                self._run(self.session.flush)
+                return
+
+    def _feed(self) -> None:
+        """Hand every sample written so far to the session."""
+        end = self.ring.written
+        if end <= self._cursor:
+            return
+        try:
+            x = self.ring.read(self._cursor, end - self._cursor)
+        except RingUnderflow:
+            # we fell a whole ring behind: the lost audio (counted as overflow) becomes silence so
+            # the session's timeline stays aligned with the mic's
+            oldest = self.ring.oldest
+            x = np.concatenate([np.zeros(oldest - self._cursor, np.float32),
+                                self.ring.read(oldest, end - oldest)])
+        self.session.push_audio(x, SAMPLE_RATE)
+        self._cursor = end
+
+    def _run(self, fn: Callable[[], list]) -> None:
+        t0 = time.perf_counter()
+        frames = fn()
+        self._engine_busy += time.perf_counter() - t0
+        self._engine_frames += len(frames)
+        self.times.add_all(dict(getattr(self.session, "timings", {}) or {}))
+        for frame in frames:
+            item = _Item(frame, self.push_log.time_of(frame_to_sample(frame.index)),
+                         time.perf_counter())
+            for ch in self._channels:
+                ch.queue.put(item)
+        if not frames and not self._eof.is_set():  # nothing ran: wait for more audio, don't spin
+            self.ring.wait_for(self.ring.written + 1, 0.05)
+
+    def _apply_sampler(self) -> None:
+        with self._sampler_lock:
+            pending, self._pending_sampler = self._pending_sampler, {}
+        if pending:
+            self.session.set_sampler(**pending)
+
+    # --- output threads ---------------------------------------------------------------------------
+    def _output_main(self, ch: _Channel) -> None:
+        try:
+            if self.realtime:
+                self._paced_loop(ch)
+            else:
+                while not self._stop.is_set():
+                    if ch.queue.wait(0.1):
+                        ch.deliver(ch.queue.pop())
+                    elif ch.queue.finished:
+                        return
+        except BaseException as e:  # noqa: BLE001 - kept and surfaced through .error
+            self._fail(e, "output")
+
+    def _paced_loop(self, ch: _Channel) -> None:
+        """25 fps ticks from the first frame on; underrun re-shows the last frame (counted)."""
+        period = 1.0 / FPS
+        while not self._stop.is_set():  # wait for the first frame
+            if ch.queue.wait(0.1):
+                break
+            if ch.queue.finished:
+                return
+        next_t = self.clock()
+        while not self._stop.is_set():
+            delay = next_t - self.clock()
+            if delay > 0:
+                self._stop.wait(delay)
+                continue
+            if not ch.tick():
+                return
+            next_t += period
+            if self.clock() - next_t > period:  # the sink was slow: re-anchor instead of bursting
+                next_t = self.clock() + period
+
+    # --- stats ------------------------------------------------------------------------------------
+    def stats(self) -> Stats:
+        now = self.clock()
+        p = self._channels[0] if self._channels else None
+        lat = list(p.latency) if p else []
+        return Stats(
+            fps=p.rate.rate(now) if p else 0.0,
+            latency_p50_ms=percentile_ms(lat, 50), latency_p95_ms=percentile_ms(lat, 95),
+            frames_out=p.frames_out if p else 0,
+            dropped=sum(ch.queue.dropped for ch in self._channels),
+            held=sum(ch.held for ch in self._channels),
+            overflow_samples=self.ring.overflow_samples,
+            stage_ms=self.times.medians_ms(), device=self.device_name,
+            engine_fps=self._engine_frames / self._engine_busy if self._engine_busy > 0 else 0.0)

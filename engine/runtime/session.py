@@ -1,0 +1,218 @@
+"""One streaming generation session: audio in, frames out (DESIGN.md §3).
+
+Synchronous and deterministic under a seed. Per block: audio features -> denoise (N Euler steps with CFG,
+reading the KV cache) -> one commit -> VAE decode with causal state -> frames. A block runs as soon as
+its audio, look-ahead included, has arrived, so chunking never changes the frames.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+
+from engine.audio.encoder import latent_frames_for, latent_video_frames, mel_span, samples_needed
+from engine.audio.resample import StreamResampler
+from engine.bundle import AvacastModel
+from engine.config import FPS, SAMPLE_RATE, TEMPORAL_DOWN, EngineConfig, SamplerConfig
+from engine.flow.sampler import cfg_combine, euler_step, schedule
+from engine.nn.conv import StreamState
+
+SAMPLES_PER_FRAME = SAMPLE_RATE // FPS
+
+
+@dataclass(frozen=True)
+class Frame:
+    rgb: np.ndarray  # [H,W,3] uint8
+    index: int  # video frame index from 0
+    pts_s: float  # index / FPS
+
+
+def prepare_references(images: list[np.ndarray], size: int) -> torch.Tensor:
+    """RGB uint8 [H,W,3] images of any size -> [1,R,3,size,size] in [-1,1] (centre square crop)."""
+    out = []
+    for i, img in enumerate(images):
+        arr = np.asarray(img)
+        if arr.ndim != 3 or arr.shape[2] != 3 or arr.dtype != np.uint8 or min(arr.shape[:2]) < 8:
+            raise ValueError(f"reference {i} must be an RGB uint8 image [H,W,3], got {arr.dtype} {arr.shape}")
+        h, w = arr.shape[:2]
+        s = min(h, w)
+        crop = arr[(h - s) // 2 : (h - s) // 2 + s, (w - s) // 2 : (w - s) // 2 + s]
+        t = torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1)[None].float()  # [1,3,s,s]
+        t = torch.nn.functional.interpolate(t, size=(size, size), mode="bilinear", antialias=True,
+                                            align_corners=False)
+        out.append(t[0] / 127.5 - 1.0)
+    if not out:
+        return torch.zeros(1, 0, 3, size, size)
+    return torch.stack(out)[None]
+
+
+def to_uint8(video: torch.Tensor) -> np.ndarray:
+    """[1,3,F,H,W] in [-1,1] -> [F,H,W,3] uint8."""
+    x = ((video[0].float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return x.permute(1, 2, 3, 0).cpu().numpy()
+
+
+class _StageClock:
+    """Per-stage durations; CUDA events on GPU (read after the frames' device->host copy syncs)."""
+
+    def __init__(self, device: torch.device):
+        self.cuda = device.type == "cuda"
+        self.marks: list[tuple[str, object]] = []
+
+    def mark(self, name: str) -> None:
+        if self.cuda:
+            ev = torch.cuda.Event(enable_timing=True)
+            ev.record()
+            self.marks.append((name, ev))
+        else:
+            self.marks.append((name, time.perf_counter()))
+
+    def durations(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for (_, a), (name, b) in zip(self.marks, self.marks[1:]):
+            dt = a.elapsed_time(b) / 1e3 if self.cuda else b - a  # type: ignore[union-attr,operator]
+            out[name] = out.get(name, 0.0) + dt
+        return out
+
+
+class Session:
+    def __init__(self, model: AvacastModel, references: list[np.ndarray], seed: int,
+                 device: torch.device, dtype: torch.dtype):
+        self.model, self.cfg = model, model.cfg
+        self.device, self.dtype = device, dtype
+        self.sampler: SamplerConfig = self.cfg.sampler
+        self._pending_sampler: SamplerConfig | None = None
+        self._use_cfg = self.sampler.cfg != 1.0  # batch 2 (cond, uncond) when guidance is on
+        self._gen = torch.Generator(device=device).manual_seed(int(seed))
+        self._resamplers: dict[int, StreamResampler] = {}
+        self._buf = np.zeros(0, np.float32)  # trailing audio, absolute samples [buf0, buf0+len)
+        self._buf0 = 0
+        self._total = 0  # samples received
+        self._next_latent = 0
+        self._frames_out = 0
+        self._dec_state = StreamState()
+        self.timings: dict[str, float] = {}
+        self.frames_per_block = self.cfg.dit.block_frames * TEMPORAL_DOWN
+        self._open(references)
+
+    @torch.no_grad()
+    def _open(self, references: list[np.ndarray]) -> None:
+        if len(references) > self.cfg.vae.max_refs:
+            raise ValueError(f"at most {self.cfg.vae.max_refs} reference images, got {len(references)}")
+        refs = prepare_references(references, self.cfg.vae.resolution).to(self.device, self.dtype)
+        vae, dit = self.model.vae, self.model.dit
+        self._ref_e1, ref_lat = vae.encode_refs(refs)  # [1,M,D], [1,R,C,h,w]
+        ref_lat = ref_lat * vae.latent_scale
+        tok = dit.ref_tokens(ref_lat)
+        if self._use_cfg:
+            tok = torch.cat([tok, dit.ref_tokens(ref_lat, drop=torch.ones(1, dtype=torch.bool, device=self.device))])
+        self._cache = dit.new_cache(tok.shape[0], tok.shape[1], self.device, self.dtype)
+        dit.prefill_refs(self._cache, tok)
+
+    # --- audio ---------------------------------------------------------------------------
+    def push_audio(self, samples: np.ndarray, sample_rate: int) -> None:
+        """Float32 mono samples at any rate (resampled to 16 kHz with a streaming resampler)."""
+        x = np.asarray(samples, np.float32).reshape(-1)
+        if sample_rate != SAMPLE_RATE:
+            x = self._resamplers.setdefault(sample_rate, StreamResampler(sample_rate, SAMPLE_RATE))(x)
+        self._buf = np.concatenate([self._buf, x])
+        self._total += x.size
+
+    @property
+    def samples_needed(self) -> int:
+        """Absolute 16 kHz sample count needed before the next block can run."""
+        return samples_needed(self.cfg.audio, self._next_latent + self.cfg.dit.block_frames - 1)
+
+    def set_sampler(self, steps: int | None = None, cfg: float | None = None) -> None:
+        """Applies at the next block boundary. Guidance cannot be switched on in a session opened without it."""
+        new = replace(self.sampler, **{k: v for k, v in (("steps", steps), ("cfg", cfg)) if v is not None})
+        if new.cfg != 1.0 and not self._use_cfg:
+            raise ValueError("this session was opened with CFG 1 (no guidance); reopen it to enable guidance")
+        self._pending_sampler = new
+
+    # --- generation ----------------------------------------------------------------------
+    def step(self) -> list[Frame]:
+        """Generate every block whose audio is available -> list[Frame] in order."""
+        frames: list[Frame] = []
+        while self._total >= self.samples_needed:
+            frames += self._run_block()
+        return frames
+
+    def flush(self) -> list[Frame]:
+        """Finish the stream: pad with silence, generate the rest, trim to round(seconds * 25) frames."""
+        target = int(round(self._total / SAMPLES_PER_FRAME))
+        if target <= self._frames_out:
+            return []
+        last_latent = latent_frames_for(target) - 1
+        bf = self.cfg.dit.block_frames
+        last_block_end = (last_latent // bf + 1) * bf - 1
+        pad = samples_needed(self.cfg.audio, last_block_end) - self._total
+        if pad > 0:
+            self._buf = np.concatenate([self._buf, np.zeros(pad, np.float32)])
+            self._total += pad
+        frames = self.step()
+        keep = [f for f in frames if f.index < target]
+        self._frames_out = target
+        return keep
+
+    @torch.no_grad()
+    def _run_block(self) -> list[Frame]:
+        if self._pending_sampler is not None:
+            self.sampler, self._pending_sampler = self._pending_sampler, None
+        clock = _StageClock(self.device)
+        clock.mark("start")
+        bf = self.cfg.dit.block_frames
+        j0, j1 = self._next_latent, self._next_latent + bf
+        audio = self._features(j0, j1)  # [B,bf,A]
+        clock.mark("features")
+        x0 = self._denoise(audio)  # [1,C,bf,h,w]
+        clock.mark("denoise")
+        video = self.model.vae.decode(x0 / self.model.vae.latent_scale, self._ref_e1, self._dec_state)
+        rgb = to_uint8(video)  # [F,H,W,3]; the host copy synchronises the device
+        clock.mark("decode")
+        self.timings = clock.durations()
+        first = latent_video_frames(j0)[0]
+        self._next_latent = j1
+        self._trim_audio()
+        out = [Frame(rgb[i], first + i, (first + i) / FPS) for i in range(rgb.shape[0])]
+        self._frames_out = first + len(out)
+        return out
+
+    def _features(self, j0: int, j1: int) -> torch.Tensor:
+        audio_enc = self.model.audio
+        buf = torch.from_numpy(self._buf).to(self.device)[None]
+        feat = audio_enc.encode_samples(buf, j0, j1, self._buf0).to(self.dtype)  # [1,bf,A]
+        if self._use_cfg:
+            feat = torch.cat([feat, self.model.dit.null_audio.to(self.dtype).expand_as(feat)])
+        return feat
+
+    def _denoise(self, audio: torch.Tensor) -> torch.Tensor:
+        dit, cfg = self.model.dit, self.cfg
+        bf, c, s = cfg.dit.block_frames, cfg.vae.latent_channels, cfg.vae.latent_size
+        x = torch.randn((1, c, bf, s, s), generator=self._gen, device=self.device).to(self.dtype)
+        b = audio.shape[0]
+        ts = schedule(self.sampler.steps, self.sampler.shift)
+        for t, t_next in zip(ts[:-1], ts[1:]):
+            tt = torch.full((b,), t, device=self.device, dtype=self.dtype)
+            v = dit.denoise(self._cache, x.expand(b, -1, -1, -1, -1), tt, audio)
+            v = cfg_combine(v[:1], v[1:], self.sampler.cfg) if self._use_cfg else v
+            x = euler_step(x, v, t, t_next)
+        th = self.sampler.history_noise
+        hist = x
+        if th > 0:
+            noise = torch.randn(x.shape, generator=self._gen, device=self.device).to(self.dtype)
+            hist = (1 - th) * x + th * noise
+        dit.commit(self._cache, hist.expand(b, -1, -1, -1, -1), audio,
+                   torch.full((b,), th, device=self.device, dtype=self.dtype))
+        return x
+
+    def _trim_audio(self) -> None:
+        """Drop audio older than the next block's receptive field: memory stays bounded."""
+        m0, _ = mel_span(self.cfg.audio, self._next_latent, self._next_latent + 1)
+        keep_from = max(0, (m0 + 1) * self.cfg.audio.hop_length - self.cfg.audio.n_fft)
+        cut = keep_from - self._buf0
+        if cut > 0:
+            self._buf = self._buf[cut:]
+            self._buf0 = keep_from

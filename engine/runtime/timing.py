@@ -1,0 +1,140 @@
+"""Per-stage timing and the `Stats` snapshot of a running stream (issue 5, DESIGN.md §3).
+
+Stages: audio_wait (engine thread waiting for the mic), features / denoise / decode (from
+`Session.timings`, measured with CUDA events when the session runs on CUDA), queue (frame produced ->
+taken by the output), output (time inside `sink.put`). Every window here is bounded so hours of
+streaming keep memory flat.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import numpy as np
+
+STAGES = ("audio_wait", "features", "denoise", "decode", "queue", "output")
+
+
+@dataclass(frozen=True)
+class Stats:
+    """A snapshot of a stream; latency is mic->frame (push of the frame's audio -> frame at the sink)."""
+
+    fps: float = 0.0  # new frames per second reaching the primary sink (recent window)
+    latency_p50_ms: float = 0.0
+    latency_p95_ms: float = 0.0
+    frames_out: int = 0  # new frames delivered to the primary sink
+    dropped: int = 0  # frames dropped by full sink queues (all sinks)
+    held: int = 0  # ticks on which a sink re-showed its last frame (underrun, all sinks)
+    overflow_samples: int = 0  # audio overwritten before the engine read it
+    stage_ms: dict[str, float] = field(default_factory=dict)  # median ms per stage, per step/frame
+    device: str = "CPU"
+    engine_fps: float = 0.0  # frames per second of pure step() time: capacity, so headroom = engine_fps / 25
+
+    def line(self) -> str:
+        """One human line for CLIs."""
+        stages = " ".join(f"{k}={v:.1f}" for k, v in self.stage_ms.items())
+        return (f"fps {self.fps:5.1f} | engine {self.engine_fps:6.1f} fps | latency p50 "
+                f"{self.latency_p50_ms:6.1f} ms p95 {self.latency_p95_ms:6.1f} ms | out {self.frames_out} "
+                f"dropped {self.dropped} held {self.held} overflow {self.overflow_samples} | ms: {stages}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"fps": self.fps, "latency_p50_ms": self.latency_p50_ms,
+                "latency_p95_ms": self.latency_p95_ms, "frames_out": self.frames_out,
+                "dropped": self.dropped, "held": self.held, "overflow_samples": self.overflow_samples,
+                "stage_ms": dict(self.stage_ms), "device": self.device, "engine_fps": self.engine_fps}
+
+
+def percentile_ms(values_s: Any, q: float) -> float:
+    """q-th percentile of durations given in seconds, in ms (0 when empty)."""
+    arr = np.asarray(list(values_s), np.float64)
+    return float(np.percentile(arr, q) * 1000.0) if arr.size else 0.0
+
+
+class StageTimes:
+    """Bounded, thread-safe window of recent durations (seconds) per stage."""
+
+    def __init__(self, window: int = 1000) -> None:
+        self._d: dict[str, deque[float]] = {}
+        self._window = window
+        self._lock = threading.Lock()
+
+    def add(self, stage: str, seconds: float) -> None:
+        with self._lock:
+            self._d.setdefault(stage, deque(maxlen=self._window)).append(float(seconds))
+
+    def add_all(self, timings: dict[str, float]) -> None:
+        for k, v in timings.items():
+            self.add(k, v)
+
+    def medians_ms(self) -> dict[str, float]:
+        with self._lock:
+            snap = {k: list(v) for k, v in self._d.items()}
+        order = [s for s in STAGES if s in snap] + sorted(k for k in snap if k not in STAGES)
+        return {k: percentile_ms(snap[k], 50) for k in order if snap[k]}
+
+
+class RateMeter:
+    """Events per second over a sliding time window, driven by an injectable clock."""
+
+    def __init__(self, window_s: float = 2.0) -> None:
+        self.window_s = window_s
+        self._t: deque[float] = deque()
+        self._lock = threading.Lock()
+
+    def tick(self, now: float) -> None:
+        with self._lock:
+            self._t.append(now)
+            while self._t and now - self._t[0] > self.window_s:
+                self._t.popleft()
+
+    def rate(self, now: float) -> float:
+        with self._lock:
+            while self._t and now - self._t[0] > self.window_s:
+                self._t.popleft()
+            if len(self._t) < 2:
+                return 0.0
+            span = max(self._t[-1] - self._t[0], 1e-9)
+            return (len(self._t) - 1) / span
+
+
+class StageTimer:
+    """Time named stages of code: CUDA events on a CUDA device (no sync inside the hot path until
+    `collect()`), perf_counter otherwise. A session can use it to fill `Session.timings`."""
+
+    def __init__(self, device: Any = "cpu") -> None:
+        self.cuda = str(getattr(device, "type", device)).startswith("cuda")
+        self._pending: list[tuple[str, Any, Any]] = []
+        self._done: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        if self.cuda:
+            import torch  # lazy: timing on CPU needs no torch
+
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            try:
+                yield
+            finally:
+                end.record()
+                self._pending.append((name, start, end))
+        else:
+            t0 = time.perf_counter()
+            try:
+                yield
+            finally:
+                self._done[name] = self._done.get(name, 0.0) + time.perf_counter() - t0
+
+    def collect(self) -> dict[str, float]:
+        """Seconds per stage since the last collect (synchronises CUDA once if needed)."""
+        if self._pending:
+            self._pending[-1][2].synchronize()
+            for name, start, end in self._pending:
+                self._done[name] = self._done.get(name, 0.0) + start.elapsed_time(end) / 1000.0
+            self._pending.clear()
+        out, self._done = self._done, {}
+        return out

@@ -1,0 +1,106 @@
+"""Reference-guided causal residual video VAE (paper §VAE; DESIGN.md §1).
+
+video [B,3,F,H,W] in [-1,1], F = 4k+1  ->  E1 (1/16, time /4)  ->  E2  ->  latent [B,C,T,h,w], T = k+1
+latent -> D1 (back to E1's grid) -> D_ref (per-frame self-attn + cross-attn to references' E1 features)
+       -> D2 (space and time up) -> video. References are single images through E1, one at a time.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from engine.config import VAEConfig
+from engine.nn.conv import CausalConv3d, StreamState, name_stream_modules
+from engine.nn.norm import RMSNorm
+from engine.nn.rope import grid_positions, rope_tables
+from engine.vae.blocks import RefFusionBlock, Stage, down_stage, up_stage
+
+
+class CausalVAE(nn.Module):
+    def __init__(self, cfg: VAEConfig):
+        super().__init__()
+        self.cfg = cfg
+        tk, widths, d = cfg.time_kernel, cfg.e1_widths, cfg.e1_out
+        outs = list(widths[1:]) + [d]
+        self.e1_in = CausalConv3d(cfg.image_channels, widths[0], 3, tk)
+        self.e1 = Stage([down_stage(widths[s], outs[s], 2, s in cfg.e1_time_down, tk)
+                         for s in range(len(widths))])
+        self.e1_norm = RMSNorm(d)
+        self.e2 = Stage([down_stage(d, d, cfg.e2_blocks, False, tk) for _ in range(cfg.e2_downs)])
+        self.e2_out = CausalConv3d(d, 2 * cfg.latent_channels, 3, tk)
+        self.d1_in = CausalConv3d(cfg.latent_channels, d, 3, tk)
+        self.d1 = Stage([up_stage(d, d, cfg.e2_blocks, False, tk) for _ in range(cfg.e2_downs)])
+        self.ref_null = nn.Parameter(torch.zeros(1, 1, d))  # key for "no reference": attention never empty
+        self.dref = nn.ModuleList([RefFusionBlock(d, cfg.dref_heads) for _ in range(cfg.dref_blocks)])
+        self.d2 = Stage([up_stage(outs[s], widths[s], 2, s in cfg.e1_time_down, tk)
+                         for s in reversed(range(len(widths)))])
+        self.d2_norm = RMSNorm(widths[0])
+        self.d2_out = CausalConv3d(widths[0], cfg.image_channels, 3, tk)
+        # Scalar that maps posterior means to ~unit variance for the generator; set by VAE training.
+        self.register_buffer("latent_scale", torch.ones(()))
+        name_stream_modules(self)
+
+    # --- encoder ------------------------------------------------------------------------
+    def features(self, video: torch.Tensor) -> torch.Tensor:
+        """E1: [B,3,F,H,W] -> [B,D,T,H/16,W/16]."""
+        return self.e1_norm(self.e1(self.e1_in(video)))
+
+    def encode(self, video: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """[B,3,F,H,W] -> (mean, logvar), each [B,C,T,h,w]."""
+        stats = self.e2_out(torch.nn.functional.silu(self.e2(self.features(video))))
+        mean, logvar = stats.chunk(2, dim=1)
+        return mean, logvar.clamp(-30.0, 20.0)
+
+    def encode_refs(self, refs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Reference images [B,R,3,H,W] -> (E1 tokens [B,R*h16*w16,D], latent means [B,R,C,h,w])."""
+        b, r = refs.shape[:2]
+        if r == 0:
+            c, s = self.cfg.latent_channels, self.cfg.latent_size
+            return refs.new_zeros(b, 0, self.cfg.e1_out), refs.new_zeros(b, 0, c, s, s)
+        frames = refs.reshape(b * r, *refs.shape[2:]).unsqueeze(2)  # [BR,3,1,H,W]
+        feats = self.features(frames)  # [BR,D,1,h16,w16]
+        mean, _ = self.encode(frames)  # [BR,C,1,h,w]
+        tokens = feats.flatten(2).transpose(1, 2).reshape(b, -1, feats.shape[1])  # [B,R*h16*w16,D]
+        return tokens, mean[:, :, 0].reshape(b, r, *mean.shape[1:2], *mean.shape[3:])  # [B,R,C,h,w]
+
+    # --- decoder ------------------------------------------------------------------------
+    def _fuse_refs(self, x: torch.Tensor, ref_tokens: torch.Tensor) -> torch.Tensor:
+        """D_ref on [B,D,T,g,g] with reference tokens [B,M,D] (M = R*g*g, R may be 0)."""
+        b, d, t, g, _ = x.shape
+        tokens = x.permute(0, 2, 3, 4, 1).reshape(b * t, g * g, d)  # [BT,N,D]
+        heads = self.cfg.dref_heads
+        hd = d // heads
+        split = (0, hd // 2, hd // 2)
+        pos = grid_positions(1, g, g, device=x.device)
+        rope_x = rope_tables(pos, split, hd, torch.float32)
+        r = ref_tokens.shape[1] // (g * g)
+        ref_pos = torch.cat([torch.zeros(1, 3, dtype=pos.dtype, device=x.device), pos.repeat(r, 1)])
+        rope_r = rope_tables(ref_pos, split, hd, torch.float32)
+        ctx = torch.cat([self.ref_null.to(ref_tokens.dtype).expand(b, -1, -1), ref_tokens], dim=1)
+        ctx = ctx.repeat_interleave(t, dim=0)  # [BT,1+M,D]
+        for block in self.dref:
+            tokens = block(tokens, ctx, rope_x, rope_r)
+        return tokens.reshape(b, t, g, g, d).permute(0, 4, 1, 2, 3)
+
+    def decode(self, z: torch.Tensor, ref_tokens: torch.Tensor, state: StreamState | None = None) -> torch.Tensor:
+        """latent [B,C,T,h,w] -> video [B,3,F,H,W]; F = 4T-3 for a clip start, else 4T.
+
+        With `state`, consecutive chunks decode exactly as one clip (DESIGN.md §6: VAE streaming).
+        """
+        x = self.d1(self.d1_in(z, state), state)
+        x = self._fuse_refs(x, ref_tokens)
+        x = self.d2(x, state)
+        out = self.d2_out(torch.nn.functional.silu(self.d2_norm(x)), state)
+        if state is not None:
+            state.started = True
+        return out
+
+
+def sample_posterior(mean: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+    return mean + torch.exp(0.5 * logvar) * noise
+
+
+def kl_loss(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """Mean KL(q || N(0, 1)) per latent element."""
+    return 0.5 * (mean.pow(2) + logvar.exp() - 1.0 - logvar).mean()

@@ -1,0 +1,87 @@
+import dataclasses
+
+import pytest
+import torch
+
+from engine.config import EngineConfig
+from engine.nn.conv import StreamState
+from engine.vae.model import CausalVAE, kl_loss
+from tests.conftest import randomize
+
+
+@pytest.fixture
+def vae():
+    torch.manual_seed(0)
+    return randomize(CausalVAE(EngineConfig.tiny().vae)).eval()
+
+
+def test_shapes_4k_plus_1_frames(vae):
+    x = torch.randn(2, 3, 13, 64, 64)
+    mean, logvar = vae.encode(x)
+    assert mean.shape == (2, 8, 4, 2, 2) and logvar.shape == mean.shape
+    assert vae.decode(mean, vae.encode_refs(torch.randn(2, 1, 3, 64, 64))[0]).shape == x.shape
+
+
+@torch.no_grad()
+def test_encoder_is_causal(vae):
+    """Encoding the first 4k+1 frames equals the prefix of encoding the whole clip (DESIGN §6)."""
+    x = torch.randn(1, 3, 17, 64, 64)
+    full, _ = vae.encode(x)
+    for k in (0, 1, 3):
+        prefix, _ = vae.encode(x[:, :, : 4 * k + 1])
+        torch.testing.assert_close(prefix, full[:, :, : k + 1], atol=1e-5, rtol=1e-5)
+    changed = x.clone()
+    changed[:, :, 10:] += 1.0  # the future must not leak into earlier latents
+    torch.testing.assert_close(vae.encode(changed)[0][:, :, :3], full[:, :, :3], atol=1e-5, rtol=1e-5)
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("chunks", [[1, 1, 1, 1, 1], [1, 2, 2], [3, 2]])
+def test_streaming_decode_equals_full_decode(vae, chunks):
+    z = torch.randn(1, 8, sum(chunks), 2, 2)
+    refs, _ = vae.encode_refs(torch.randn(1, 2, 3, 64, 64))
+    full = vae.decode(z, refs)
+    state, parts, start = StreamState(), [], 0
+    for n in chunks:
+        parts.append(vae.decode(z[:, :, start : start + n], refs, state))
+        start += n
+    assert parts[0].shape[2] == 4 * chunks[0] - 3
+    torch.testing.assert_close(torch.cat(parts, dim=2), full, atol=1e-5, rtol=1e-5)
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("n_refs", [0, 1, 3, 8])
+def test_any_reference_count(vae, n_refs):
+    tokens, lat = vae.encode_refs(torch.randn(1, n_refs, 3, 64, 64))
+    assert tokens.shape == (1, n_refs * 4 * 4, 32) and lat.shape == (1, n_refs, 8, 2, 2)
+    out = vae.decode(torch.randn(1, 8, 2, 2, 2), tokens)
+    assert out.shape == (1, 3, 5, 64, 64) and torch.isfinite(out).all()
+
+
+@torch.no_grad()
+def test_references_change_the_decode(vae):
+    z = torch.randn(1, 8, 2, 2, 2)
+    a = vae.decode(z, vae.encode_refs(torch.randn(1, 1, 3, 64, 64))[0])
+    b = vae.decode(z, vae.encode_refs(torch.randn(1, 1, 3, 64, 64))[0])
+    assert (a - b).abs().mean() > 1e-4
+
+
+def test_kl_is_zero_for_standard_normal():
+    assert kl_loss(torch.zeros(4), torch.zeros(4)).item() == 0.0
+    assert kl_loss(torch.ones(4), torch.zeros(4)).item() == pytest.approx(0.5)
+
+
+def test_paper_vae_compression_on_meta():
+    """17 frames of 512² -> 5x8x8x64 latent, 768x compression (paper)."""
+    cfg = EngineConfig.paper().vae
+    assert cfg.compression == 768
+    with torch.device("meta"):
+        vae = CausalVAE(cfg)
+        mean, _ = vae.encode(torch.empty(1, 3, 17, 512, 512))
+    assert tuple(mean.shape) == (1, 64, 5, 8, 8)
+
+
+def test_bad_channel_arithmetic_fails_at_build():
+    cfg = dataclasses.replace(EngineConfig.tiny().vae, e1_widths=(8, 24, 16, 16))
+    with pytest.raises(ValueError):
+        CausalVAE(cfg)
