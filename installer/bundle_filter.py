@@ -13,7 +13,13 @@ UNNEEDED_PATTERNS = (
     "torch/include/*",
     "torch/share/*",
     "torch/test/*",
-    "torch/bin/*",
+    # torch/bin: C++ test programs and protoc; torch_shm_manager stays (torch checks for it at import).
+    "torch/bin/*Test",
+    "torch/bin/test_*",
+    "torch/bin/protoc*",
+    "torch/bin/*.pt",
+    "torch/bin/*.ptl",
+    "torch/lib/*_test.so",  # libjitbackend_test, libtorchbind_test: loaded only by torch's own tests
     "torch/_inductor/codegen/*.cpp",  # C++ templates only used when compiling for CPU with inductor
     "caffe2/*",
     "*.a",

@@ -50,6 +50,8 @@ SONAME_PACKAGES: dict[str, str] = {
     "libcups.so.2": "libcups2t64 | libcups2", "libgssapi_krb5.so.2": "libgssapi-krb5-2",
     "libasound.so.2": "libasound2t64 | libasound2", "libpulse.so.0": "libpulse0",
     "libportaudio.so.2": "libportaudio2", "libudev.so.1": "libudev1",
+    "libdrm.so.2": "libdrm2", "libgbm.so.1": "libgbm1", "libwayland-server.so.0": "libwayland-server0",
+    "libbrotlicommon.so.1": "libbrotli1", "libbrotlidec.so.1": "libbrotli1", "libpng16.so.16": "libpng16-16t64 | libpng16-16",
 }
 # Loaded with dlopen, so no NEEDED entry shows them: sounddevice finds PortAudio through ctypes, Qt
 # loads D-Bus (portals, accessibility) and the xcb platform plugin loads xcb-cursor at run time.
