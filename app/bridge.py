@@ -89,6 +89,10 @@ class EngineBridge(QObject):
     # --- engine -------------------------------------------------------------------------------
     @property
     def busy(self) -> bool:
+        """A load or start is in progress. A worker that already reported is only finishing its
+        last lines (signals are emitted before the thread ends), so it is joined, not waited on."""
+        if self._worker is not None and self.state not in ("loading", "starting"):
+            self._worker.join(timeout=5.0)
         return self._worker is not None and self._worker.is_alive()
 
     def load(self, factory: Callable[[], Any]) -> None:
@@ -102,8 +106,9 @@ class EngineBridge(QObject):
     def _load(self, factory) -> None:
         engine = factory()
         self.engine = engine
+        self.state = "idle"
         self.engine_ready.emit(str(getattr(engine, "device_name", "CPU")))
-        self._set_state("idle")
+        self.state_changed.emit("idle")
 
     # --- streaming ----------------------------------------------------------------------------
     def start(self, references: list[np.ndarray], source: AudioSource, *, steps: int | None = None,
@@ -124,7 +129,8 @@ class EngineBridge(QObject):
         if steps is not None or cfg is not None:
             session.set_sampler(steps=steps, cfg=cfg)
         self.preview = PreviewSink(self.frame_ready.emit)
-        runner = Runner(session, [self.preview, *self.extra_sinks])
+        runner = Runner(session, [self.preview, *self.extra_sinks],
+                        device_name=str(getattr(self.engine, "device_name", "CPU")))
         pipeline = AudioPipeline(runner.push_audio, self.gate, self.meter)
         runner.start()
         try:
@@ -163,9 +169,7 @@ class EngineBridge(QObject):
             except Exception as exc:  # a device error must not keep the engine running
                 self.error.emit(f"Audio input did not stop cleanly: {user_message(exc)}")
         if runner is not None:
-            runner.stop()
-            for sink in self.extra_sinks:  # the runner may close them too; close() is idempotent
-                _close_quietly(sink)
+            runner.stop()  # joins its threads and closes every sink (camera included)
             self.extra_sinks = []
             self._set_state("stopped")
 
@@ -192,8 +196,9 @@ class EngineBridge(QObject):
                 fn(*args)
             except BaseException as exc:  # never let a worker die silently: tell the UI
                 log.error("engine worker failed:\n%s", traceback.format_exc())
+                self.state = "idle"
                 self.error.emit(user_message(exc))
-                self._set_state("idle")
+                self.state_changed.emit("idle")
 
         self._worker = threading.Thread(target=body, daemon=True, name="avacast-engine-worker")
         self._worker.start()
@@ -202,9 +207,3 @@ class EngineBridge(QObject):
         self.state = state
         self.state_changed.emit(state)
 
-
-def _close_quietly(sink) -> None:
-    try:
-        sink.close()
-    except Exception:
-        log.exception("closing an output failed")

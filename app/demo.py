@@ -30,14 +30,14 @@ def draw_face(img: np.ndarray, cx: int, cy: int, s: int) -> None:
                 (40, 30, 25), -1)  # hair
 
 
-def portrait(size: int = 600, faces: int = 1) -> np.ndarray:
+def portrait(size: int = 600, faces: int = 1, face_scale: float = 0.42) -> np.ndarray:
     """RGB uint8 [size, size*faces, 3] with `faces` drawn faces side by side."""
     import cv2
 
     img = np.zeros((size, size * faces, 3), np.uint8)
     img[:] = np.linspace(70, 110, size, dtype=np.uint8)[:, None, None]  # soft vertical gradient
     for i in range(faces):
-        draw_face(img, size * i + size // 2, int(size * 0.45), int(size * 0.42))
+        draw_face(img, size * i + size // 2, int(size * 0.45), int(size * face_scale))
     return cv2.GaussianBlur(img, (5, 5), 0)
 
 

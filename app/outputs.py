@@ -11,7 +11,6 @@ from typing import Callable
 from app.audio.sources import ArraySource
 from app.bridge import user_message
 from app.settings import Settings
-from app.vcam_help import install_help
 
 log = logging.getLogger(__name__)
 VCAM_SIZES = {"512": (512, 512), "720p": (1280, 720)}
@@ -71,14 +70,15 @@ class Outputs:
         self.vcam_error = None
         if not o.vcam_enabled:
             return []
-        from app.io.vcam import VirtualCameraSink, VirtualCameraUnavailable
+        from app.io.vcam import VirtualCameraSink, VirtualCameraUnavailable, install_hint
 
         width, height = VCAM_SIZES[o.vcam_resolution]
         try:
             self.vcam = VirtualCameraSink(width=width, height=height, mirror=o.mirror)
         except VirtualCameraUnavailable as exc:
             log.warning("virtual camera unavailable: %s", exc)
-            self.vcam_error = install_help()
+            self.vcam_error = ("No virtual camera driver found. To add one, " + install_hint() +
+                               "; then start again. The preview works meanwhile.")
             return []  # the preview still runs; the panel says what to install
         return [self.vcam]
 

@@ -168,8 +168,8 @@ class EngineConfig:
         """CPU tests: a whole session in well under a second."""
         return cls(
             name="tiny",
-            vae=VAEConfig(resolution=64, latent_channels=8, e1_widths=(8, 8, 16, 16), e1_out=32,
-                          e2_downs=1, dref_blocks=1, dref_heads=2, dref_head_dim=16),
+            vae=VAEConfig(resolution=32, latent_channels=8, e1_widths=(8, 8, 8, 16), e1_out=16,
+                          e2_downs=0, dref_blocks=1, dref_heads=1, dref_head_dim=16),
             audio=AudioConfig(n_mels=32, width=32, layers=2, kernel=3, feature_dim=16),
             dit=DiTConfig(depth=2, heads=2, head_dim=16, block_frames=1, window_frames=4,
                           rope_split=(4, 4, 4)),

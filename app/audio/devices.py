@@ -54,5 +54,5 @@ class Passthrough:
         self._stream.start()
 
     def close(self) -> None:
-        self._stream.stop()
+        self._stream.abort()  # don't wait for the delayed tail to play out
         self._stream.close()

@@ -156,7 +156,11 @@ class MainWindow(QMainWindow):
             self.messages.show_message(user_message(exc))
             return False
         self._show_vcam_state()
-        self.messages.hide()
+        notes = [n for n in (self.outputs.vcam_error, self.outputs.passthrough_error) if n]
+        if notes:
+            self.messages.show_message("\n".join(notes), "warning")
+        else:
+            self.messages.hide()
         steps, cfg = self.engine_panel.sampler()
         self.bridge.start(refs, source, steps=steps, cfg=cfg, sinks=sinks)
         return True

@@ -64,15 +64,17 @@ class DiT(nn.Module):
         x = tokens.view(b, t, g, g, -1, p, p).permute(0, 4, 1, 2, 5, 3, 6)
         return x.reshape(b, -1, t, g * p, g * p)
 
-    def embed(self, x: torch.Tensor, audio: torch.Tensor, t0: int) -> torch.Tensor:
-        """Latents [B,C,T,h,w] + audio [B,T,A], first latent frame at absolute index t0 -> [B,T*g*g,D]."""
+    def embed(self, x: torch.Tensor, audio: torch.Tensor, first: bool | torch.Tensor) -> torch.Tensor:
+        """Latents [B,C,T,h,w] + audio [B,T,A] -> [B,T*g*g,D]. `first` (bool or [B] bool): the sequence
+        starts at the clip's single-frame latent 0, which gets a learned marker."""
         b, _, t = x.shape[:3]
         n = self.grid * self.grid
         aud = audio.to(x.dtype)[:, :, None, :].expand(-1, -1, n, -1).reshape(b, t * n, -1)  # [B,T*g*g,A]
         tokens = self.x_in(torch.cat([self.patchify(x), aud], dim=-1))
-        if t0 == 0:  # mark the single-frame first latent
-            tokens = torch.cat([tokens[:, :n] + self.first_marker, tokens[:, n:]], dim=1)
-        return tokens
+        if first is False:
+            return tokens
+        mark = self.first_marker if first is True else first.to(tokens.dtype)[:, None, None] * self.first_marker
+        return torch.cat([tokens[:, :n] + mark, tokens[:, n:]], dim=1)
 
     def ref_tokens(self, ref_latents: torch.Tensor, drop: torch.Tensor | None = None) -> torch.Tensor:
         """[B,R,C,h,w] (R may be 0) -> [B,max(R,1)*g*g,D]; `drop` [B] bool swaps in the null reference."""
@@ -125,13 +127,14 @@ class DiT(nn.Module):
 
     # --- teacher-forced training forward --------------------------------------------------
     def forward_train(self, hist: torch.Tensor, t_hist: torch.Tensor, noisy: torch.Tensor, t_noisy: torch.Tensor,
-                      audio: torch.Tensor, ref_tok: torch.Tensor) -> torch.Tensor:
-        """hist/noisy [B,C,T,h,w] (T = nb*block_frames, starting at latent frame 0), t_hist/t_noisy [B,nb],
-        audio [B,T,A], ref_tok [B,Nr,D] -> velocity for the noisy blocks [B,C,T,h,w]."""
+                      audio: torch.Tensor, ref_tok: torch.Tensor, first: bool | torch.Tensor = True) -> torch.Tensor:
+        """hist/noisy [B,C,T,h,w] (T = nb*block_frames), t_hist/t_noisy [B,nb], audio [B,T,A], ref_tok
+        [B,Nr,D], `first` as in `embed` -> velocity for the noisy blocks [B,C,T,h,w]. RoPE is relative, so
+        positions start at 0 whatever the window's place in the clip."""
         bf, nb = self.cfg.dit.block_frames, t_hist.shape[1]
         t = hist.shape[2]
         b, L = hist.shape[0], self.block_tokens
-        x = torch.cat([self.embed(hist, audio, 0), self.embed(noisy, audio, 0)], dim=1)  # [B,2*nb*L,D]
+        x = torch.cat([self.embed(hist, audio, first), self.embed(noisy, audio, first)], dim=1)  # [B,2*nb*L,D]
         x = x.view(b, 2 * nb, L, -1)
         cond = self._cond(torch.cat([t_hist, t_noisy], dim=1))  # [B,2nb,D]
         rope1 = self.rope(0, t, hist.device)
@@ -173,7 +176,7 @@ class DiT(nn.Module):
         bf = self.cfg.dit.block_frames
         t0 = cache.next_block * bf
         b = x.shape[0]
-        h = self.embed(x, audio, t0).unsqueeze(1)  # [B,1,L,D]
+        h = self.embed(x, audio, t0 == 0).unsqueeze(1)  # [B,1,L,D]
         cond = self._cond(t.view(b, 1))
         rope = self.rope(t0, bf, x.device)
         for i, block in enumerate(self.blocks):

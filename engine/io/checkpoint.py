@@ -40,7 +40,8 @@ def save_weights(path: str | Path, state: dict[str, torch.Tensor], cfg: EngineCo
     if shard_bytes is None:
         save_file(tensors, str(path), metadata=meta)
         return [path]
-    shards = _pack_shards(_split_large(tensors, shard_bytes), shard_bytes)
+    reserve = len(json.dumps(meta)) + 4096  # header: metadata plus ~100 bytes per tensor entry
+    shards = _pack_shards(_split_large(tensors, shard_bytes - reserve), shard_bytes - reserve)
     stem = path.name.removesuffix(".safetensors")
     out = []
     for i, shard in enumerate(shards):
@@ -68,7 +69,7 @@ def _pack_shards(tensors: dict[str, torch.Tensor], cap: int) -> list[dict[str, t
     used = 0
     for k, v in tensors.items():
         size = v.numel() * v.element_size()
-        if used and used + size > cap - 65536:  # leave room for the header
+        if used and used + size + 128 * len(shards[-1]) > cap:
             shards.append({})
             used = 0
         shards[-1][k] = v

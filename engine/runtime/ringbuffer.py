@@ -125,7 +125,14 @@ class AudioRing:
             out[:first] = self._buf[pos:pos + first]
             out[first:] = self._buf[:count - first]
             self._consumed = max(self._consumed, start + count)
+            self._cond.notify_all()
             return out
+
+    def wait_space(self, count: int, timeout: float | None) -> bool:
+        """Block until `count` more samples fit without overwriting unread ones (lossless producers)."""
+        with self._cond:
+            return self._cond.wait_for(
+                lambda: self._written + count - self._consumed <= self.capacity, timeout)
 
     def wait_for(self, count: int, timeout: float | None) -> bool:
         """Block until at least `count` samples were written (or timeout); True when they were."""

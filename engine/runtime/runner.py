@@ -4,10 +4,14 @@
 push_audio (mic callback) --resample+copy--> AudioRing --engine thread--> Session.step()
    --> per-sink bounded drop-oldest FrameQueue --output thread per sink (25 fps, hold on underrun)--> sink
 ```
-The producer never waits on model code: `push_audio` takes one short lock and copies. The engine thread
+Live (`realtime=True`): the producer never waits on model code: `push_audio` takes one short lock and copies. The engine thread
 is the only caller of the session (set_sampler included, at block boundaries). Each sink has its own
 output thread so a slow file encoder cannot stall the virtual camera. The runner owns the session's
 audio from sample 0: push nothing into the session directly while a runner drives it.
+
+Offline (`realtime=False`, files and benchmarks) the runner is lossless instead: frames go out as fast
+as they are made, a full sink queue makes the engine wait, and `push_audio` waits for ring space, so
+a long file can be pushed in one call and every frame reaches every sink.
 """
 from __future__ import annotations
 
@@ -49,8 +53,13 @@ class FrameQueue:
         self.closed = False
         self._cond = threading.Condition(threading.Lock())
 
-    def put(self, item: Any) -> None:
+    def put(self, item: Any, block: bool = False) -> None:
+        """Queue `item`; when full, drop the oldest (live) or wait for room (`block`, lossless)."""
         with self._cond:
+            if block:
+                self._cond.wait_for(lambda: len(self._q) < self.maxlen or self.closed)
+                if self.closed:
+                    return
             if len(self._q) >= self.maxlen:
                 self._q.popleft()
                 self.dropped += 1
@@ -59,7 +68,10 @@ class FrameQueue:
 
     def pop(self) -> Any | None:
         with self._cond:
-            return self._q.popleft() if self._q else None
+            if not self._q:
+                return None
+            self._cond.notify_all()  # room for a blocked lossless put
+            return self._q.popleft()
 
     def wait(self, timeout: float) -> bool:
         """Wait until an item is queued or the queue is closed; True if an item is there."""
@@ -167,8 +179,18 @@ class Runner:
             if self._eof.is_set():
                 raise RuntimeError("push_audio after end_audio()")
             x = self._resample(x, int(sample_rate))
-            end = self.ring.write(x)
-            self.push_log.append(end, self.clock())
+            if self.realtime:
+                self._write(x)
+                return
+            step = self.ring.capacity // 2
+            for i in range(0, x.shape[0], step):  # lossless: wait for the engine to make room
+                while not (self.ring.wait_space(min(step, x.shape[0] - i), 0.1) or self._stop.is_set()):
+                    pass
+                self._write(x[i:i + step])
+
+    def _write(self, x: np.ndarray) -> None:
+        end = self.ring.write(x)
+        self.push_log.append(end, self.clock())
 
     def _resample(self, x: np.ndarray, sr: int) -> np.ndarray:
         r = self._resampler
@@ -315,7 +337,7 @@ class Runner:
             item = _Item(frame, self.push_log.time_of(frame_to_sample(frame.index)),
                          time.perf_counter())
             for ch in self._channels:
-                ch.queue.put(item)
+                ch.queue.put(item, block=not self.realtime)
         if not frames and not self._eof.is_set():  # nothing ran: wait for more audio, don't spin
             self.ring.wait_for(self.ring.written + 1, 0.05)
 
@@ -323,7 +345,10 @@ class Runner:
         with self._sampler_lock:
             pending, self._pending_sampler = self._pending_sampler, {}
         if pending:
-            self.session.set_sampler(**pending)
+            try:
+                self.session.set_sampler(**pending)
+            except ValueError as e:  # a setting this session cannot take must not end the stream
+                log.warning("sampler change %s ignored: %s", pending, e)
 
     # --- output threads ---------------------------------------------------------------------------
     def _output_main(self, ch: _Channel) -> None:

@@ -13,10 +13,10 @@ import numpy as np
 import torch
 
 from engine.audio.encoder import latent_frames_for, latent_video_frames, mel_span, samples_needed
-from engine.audio.resample import StreamResampler
 from engine.bundle import AvacastModel
 from engine.config import FPS, SAMPLE_RATE, TEMPORAL_DOWN, EngineConfig, SamplerConfig
 from engine.flow.sampler import cfg_combine, euler_step, schedule
+from engine.io.media import StreamResampler
 from engine.nn.conv import StreamState
 
 SAMPLES_PER_FRAME = SAMPLE_RATE // FPS
@@ -116,7 +116,10 @@ class Session:
         """Float32 mono samples at any rate (resampled to 16 kHz with a streaming resampler)."""
         x = np.asarray(samples, np.float32).reshape(-1)
         if sample_rate != SAMPLE_RATE:
-            x = self._resamplers.setdefault(sample_rate, StreamResampler(sample_rate, SAMPLE_RATE))(x)
+            x = self._resamplers.setdefault(sample_rate, StreamResampler(sample_rate, SAMPLE_RATE)).process(x)
+        self._append(x)
+
+    def _append(self, x: np.ndarray) -> None:
         self._buf = np.concatenate([self._buf, x])
         self._total += x.size
 
@@ -142,6 +145,8 @@ class Session:
 
     def flush(self) -> list[Frame]:
         """Finish the stream: pad with silence, generate the rest, trim to round(seconds * 25) frames."""
+        for r in self._resamplers.values():
+            self._append(r.flush())
         target = int(round(self._total / SAMPLES_PER_FRAME))
         if target <= self._frames_out:
             return []
@@ -150,8 +155,7 @@ class Session:
         last_block_end = (last_latent // bf + 1) * bf - 1
         pad = samples_needed(self.cfg.audio, last_block_end) - self._total
         if pad > 0:
-            self._buf = np.concatenate([self._buf, np.zeros(pad, np.float32)])
-            self._total += pad
+            self._append(np.zeros(pad, np.float32))
         frames = self.step()
         keep = [f for f in frames if f.index < target]
         self._frames_out = target

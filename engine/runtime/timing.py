@@ -1,18 +1,16 @@
 """Per-stage timing and the `Stats` snapshot of a running stream (issue 5, DESIGN.md §3).
 
 Stages: audio_wait (engine thread waiting for the mic), features / denoise / decode (from
-`Session.timings`, measured with CUDA events when the session runs on CUDA), queue (frame produced ->
-taken by the output), output (time inside `sink.put`). Every window here is bounded so hours of
-streaming keep memory flat.
+`Session.timings`, which the session measures with CUDA events on CUDA, perf_counter on CPU), queue
+(frame produced -> taken by the output), output (time inside `sink.put`). Every window here is
+bounded so hours of streaming keep memory flat.
 """
 from __future__ import annotations
 
 import threading
-import time
 from collections import deque
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -80,9 +78,9 @@ class StageTimes:
 class RateMeter:
     """Events per second over a sliding time window, driven by an injectable clock."""
 
-    def __init__(self, window_s: float = 2.0) -> None:
+    def __init__(self, window_s: float = 2.0, max_events: int = 256) -> None:
         self.window_s = window_s
-        self._t: deque[float] = deque()
+        self._t: deque[float] = deque(maxlen=max_events)  # bounded even when frames come unpaced
         self._lock = threading.Lock()
 
     def tick(self, now: float) -> None:
@@ -99,42 +97,3 @@ class RateMeter:
                 return 0.0
             span = max(self._t[-1] - self._t[0], 1e-9)
             return (len(self._t) - 1) / span
-
-
-class StageTimer:
-    """Time named stages of code: CUDA events on a CUDA device (no sync inside the hot path until
-    `collect()`), perf_counter otherwise. A session can use it to fill `Session.timings`."""
-
-    def __init__(self, device: Any = "cpu") -> None:
-        self.cuda = str(getattr(device, "type", device)).startswith("cuda")
-        self._pending: list[tuple[str, Any, Any]] = []
-        self._done: dict[str, float] = {}
-
-    @contextmanager
-    def stage(self, name: str) -> Iterator[None]:
-        if self.cuda:
-            import torch  # lazy: timing on CPU needs no torch
-
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            try:
-                yield
-            finally:
-                end.record()
-                self._pending.append((name, start, end))
-        else:
-            t0 = time.perf_counter()
-            try:
-                yield
-            finally:
-                self._done[name] = self._done.get(name, 0.0) + time.perf_counter() - t0
-
-    def collect(self) -> dict[str, float]:
-        """Seconds per stage since the last collect (synchronises CUDA once if needed)."""
-        if self._pending:
-            self._pending[-1][2].synchronize()
-            for name, start, end in self._pending:
-                self._done[name] = self._done.get(name, 0.0) + start.elapsed_time(end) / 1000.0
-            self._pending.clear()
-        out, self._done = self._done, {}
-        return out

@@ -51,6 +51,14 @@ class CausalVAE(nn.Module):
         mean, logvar = stats.chunk(2, dim=1)
         return mean, logvar.clamp(-30.0, 20.0)
 
+    def ref_features(self, refs: torch.Tensor) -> torch.Tensor:
+        """Reference images [B,R,3,H,W] -> E1 tokens [B,R*h16*w16,D] for D_ref."""
+        b, r = refs.shape[:2]
+        if r == 0:
+            return refs.new_zeros(b, 0, self.cfg.e1_out)
+        feats = self.features(refs.reshape(b * r, *refs.shape[2:]).unsqueeze(2))  # [BR,D,1,h16,w16]
+        return feats.flatten(2).transpose(1, 2).reshape(b, -1, feats.shape[1])
+
     def encode_refs(self, refs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Reference images [B,R,3,H,W] -> (E1 tokens [B,R*h16*w16,D], latent means [B,R,C,h,w])."""
         b, r = refs.shape[:2]

@@ -42,3 +42,15 @@ def tiny_engine_factory():
             return lambda: load_engine(cfg=EngineConfig.tiny(), device="cpu")
         return lambda: load_engine(weights=weights, device="cpu")
     return make
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    """Tiny models on a shared 2-core box: one thread is ~10x faster than oversubscribed ones."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "e2e: real PulseAudio/espeak-ng end-to-end (skipped without them)")

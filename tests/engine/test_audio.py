@@ -1,10 +1,7 @@
-import numpy as np
-import pytest
 import torch
 
 from engine.audio.encoder import AudioEncoder, latent_frames_for, latent_video_frames, mel_span, samples_needed
 from engine.audio.mel import log_mel
-from engine.audio.resample import StreamResampler
 from engine.config import AudioConfig, EngineConfig
 from tests.conftest import randomize
 
@@ -55,22 +52,3 @@ def test_lookahead_sees_exactly_its_future():
     torch.testing.assert_close(enc.encode_samples(y, 2, 3), ref)
     y[:, need - 40] += 1.0  # 2.5 ms before the boundary (the window tapers to 0 at its very end)
     assert not torch.allclose(enc.encode_samples(y, 2, 3), ref)
-
-
-@pytest.mark.parametrize("src", [8000, 44100, 48000])
-def test_stream_resampler_chunking_is_exact(src):
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal(src).astype(np.float32)
-    whole = StreamResampler(src, 16000)(x)
-    r = StreamResampler(src, 16000)
-    cuts = np.sort(rng.integers(0, src, 20))
-    parts = [r(c) for c in np.split(x, cuts)]
-    np.testing.assert_allclose(np.concatenate(parts), whole, atol=1e-6)
-    assert abs(whole.size - 16000) <= 1
-
-
-def test_stream_resampler_preserves_a_tone():
-    t = np.arange(48000) / 48000
-    y = StreamResampler(48000, 16000)(np.sin(2 * np.pi * 440 * t).astype(np.float32))
-    expect = np.sin(2 * np.pi * 440 * np.arange(y.size) / 16000)
-    assert np.abs(y - expect).max() < 0.01

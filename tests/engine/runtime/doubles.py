@@ -30,6 +30,7 @@ class FakeSession:
         self.frames_per_block = frames_per_block
         self.seed, self.step_delay, self.size, self.fail_at_block = seed, step_delay, size, fail_at_block
         self.audio = np.zeros(0, np.float32)
+        self.base = 0  # absolute index of audio[0]: consumed audio is trimmed so memory stays flat
         self.next_frame = 0
         self.blocks = 0
         self.steps, self.cfg = 2, 2.0
@@ -40,6 +41,15 @@ class FakeSession:
     def push_audio(self, samples: np.ndarray, sample_rate: int) -> None:
         assert sample_rate == 16000
         self.audio = np.concatenate([self.audio, np.asarray(samples, np.float32)])
+
+    @property
+    def n_samples(self) -> int:
+        return self.base + self.audio.shape[0]
+
+    def _trim(self) -> None:
+        cut = self.next_frame * SPF - self.base
+        if cut > 0:
+            self.audio, self.base = self.audio[cut:].copy(), self.base + cut
 
     def _block_frames(self) -> int:
         return 1 if self.next_frame == 0 else self.frames_per_block
@@ -67,23 +77,24 @@ class FakeSession:
         n = self._block_frames()
         out = []
         for i in range(self.next_frame, self.next_frame + n):
-            seg = self.audio[i * SPF:(i + 1) * SPF]
+            seg = self.audio[i * SPF - self.base:(i + 1) * SPF - self.base]
             v = int(abs(float(seg.sum())) * 1000 + self.seed * 7 + self.steps * 3 + self.cfg) % 256
             out.append(FakeFrame(np.full((self.size, self.size, 3), v, np.uint8), i, i / 25))
         self.next_frame += n
         self.blocks += 1
+        self._trim()
         self.timings = {"features": 0.001, "denoise": 0.002, "decode": 0.001}
         return out
 
     def step(self) -> list[FakeFrame]:
         out = []
-        while self.audio.shape[0] >= self.samples_needed:
+        while self.n_samples >= self.samples_needed:
             out += self._block()
         return out
 
     def flush(self) -> list[FakeFrame]:
-        total = int(round(self.audio.shape[0] / 16000 * 25))
-        pad = max(0, (total + self.frames_per_block + 1) * SPF - self.audio.shape[0])
+        total = int(round(self.n_samples / 16000 * 25))
+        pad = max(0, (total + self.frames_per_block + 1) * SPF - self.n_samples)
         self.audio = np.concatenate([self.audio, np.zeros(pad, np.float32)])
         out = []
         while self.next_frame < total:

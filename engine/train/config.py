@@ -1,0 +1,48 @@
+"""Training hyper-parameters (frozen; stored in every training checkpoint)."""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    task: str = "vae"  # "vae" or "generator"
+    batch: int = 8  # per process
+    lr: float = 2e-4
+    warmup_steps: int = 200
+    total_steps: int = 20_000  # cosine schedule length (training may stop earlier)
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    seed: int = 0
+    checkpoint_minutes: float = 3.0
+    log_every: int = 20
+    # VAE
+    clip_frames_start: int = 5  # progressive clip length: 4k+1 frames, growing ...
+    clip_frames_end: int = 17  # ... to this by half of total_steps
+    max_refs: int = 3
+    ssim_weight: float = 0.2
+    kl_weight: float = 1e-6
+    # generator
+    blocks: int = 16  # blocks per training sequence
+    history_noise_max: float = 0.7  # paper: noise 0..0.7 on history latents
+    audio_drop: float = 0.1  # null-embedding dropout for CFG
+    ref_drop: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.task not in ("vae", "generator"):
+            raise ValueError(f"task must be vae or generator, got {self.task!r}")
+        for f in (self.clip_frames_start, self.clip_frames_end):
+            if f < 1 or (f - 1) % 4:
+                raise ValueError("clip frame counts must be 4k+1")
+        if self.batch < 1 or self.lr <= 0:
+            raise ValueError("batch >= 1 and lr > 0")
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "TrainConfig":
+        return cls(**json.loads(text))

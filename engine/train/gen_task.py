@@ -1,0 +1,121 @@
+"""Generator training (paper §Generator): teacher forcing over blocks with the block-causal mask, noise
+0..0.7 on history latents, random reference count with null-reference dropout, null-audio dropout (CFG).
+The audio encoder trains with the DiT; the VAE is frozen and its latents are cached once per pack."""
+from __future__ import annotations
+
+import logging
+
+import torch
+from torch import nn
+
+from engine.audio.encoder import AudioEncoder
+from engine.config import EngineConfig
+from engine.dit.model import DiT
+from engine.flow.sampler import flow_loss, sample_train_t
+from engine.train.config import TrainConfig
+from engine.train.data import seeded, ClipData, randint, to_tensor
+from engine.vae.model import CausalVAE
+
+log = logging.getLogger(__name__)
+REF_POOL = 8  # reference frames cached per clip
+
+
+@torch.no_grad()
+def cache_latents(vae: CausalVAE, clips: list[ClipData], device: torch.device, dtype: torch.dtype,
+                  chunk: int = 64) -> list[dict]:
+    """Posterior means of each clip (first 4k+1 frames) and of REF_POOL single frames -> unscaled latents."""
+    out = []
+    for c in clips:
+        n = 4 * ((len(c.frames) - 1) // 4) + 1
+        video = to_tensor(c.frames[:n])[None].to(device, dtype)  # [1,3,F,H,W]
+        mean = vae.encode(video)[0][0].float().cpu()  # [C,T,h,w]
+        pick = torch.linspace(0, len(c.frames) - 1, REF_POOL).round().long().tolist()
+        refs = to_tensor(c.frames[pick]).permute(1, 0, 2, 3)[None].to(device, dtype)  # [1,K,3,H,W]
+        ref_lat = vae.encode_refs(refs)[1][0].float().cpu()  # [K,C,h,w]
+        out.append({"latents": mean, "refs": ref_lat, "audio": torch.from_numpy(c.audio)})
+    return out
+
+
+class GeneratorStep(nn.Module):
+    def __init__(self, cfg: EngineConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.audio = AudioEncoder(cfg.audio)
+        self.dit = DiT(cfg)
+
+    def forward(self, batch: dict) -> tuple[torch.Tensor, dict]:
+        x0, noise, hnoise = batch["x0"], batch["noise"], batch["hist_noise"]  # [B,C,T,h,w]
+        bf = self.cfg.dit.block_frames
+        feats = torch.cat([self.audio.encode_samples(a[None], j0, j0 + x0.shape[2])
+                           for a, j0 in zip(batch["audio"], batch["j0"])]).to(x0.dtype)  # [B,T,A]
+        drop_a = batch["drop_audio"][:, None, None]
+        feats = torch.where(drop_a, self.dit.null_audio.to(feats.dtype).expand_as(feats), feats)
+        ref_tok = self.dit.ref_tokens(batch["refs"], drop=batch["drop_refs"])
+        def per_frame(t: torch.Tensor) -> torch.Tensor:  # [B,nb] -> [B,1,T,1,1]
+            return t.repeat_interleave(bf, dim=1)[:, None, :, None, None]
+        t, th = batch["t"], batch["t_hist"]
+        noisy = (1 - per_frame(t)) * x0 + per_frame(t) * noise
+        hist = (1 - per_frame(th)) * x0 + per_frame(th) * hnoise
+        v = self.dit.forward_train(hist, th, noisy, t, feats, ref_tok, first=batch["first"])
+        loss = flow_loss(v, x0, noise)
+        return loss, {"flow": loss.detach()}
+
+
+class GeneratorTask:
+    name = "generator"
+
+    def __init__(self, cfg: EngineConfig, tcfg: TrainConfig, cached: list[dict], vae_state: dict[str, torch.Tensor]):
+        self.cfg, self.tcfg = cfg, tcfg
+        self.vae_state = vae_state  # shipped with the export, unchanged
+        self.n_lat = tcfg.blocks * cfg.dit.block_frames
+        longest = max(c["latents"].shape[1] for c in cached)
+        self.n_lat = min(self.n_lat, longest - longest % cfg.dit.block_frames)
+        self.clips = [c for c in cached if c["latents"].shape[1] >= self.n_lat]
+        self.module = seeded(GeneratorStep, cfg, seed=tcfg.seed)
+
+    def batch(self, g: torch.Generator, step: int, device: torch.device) -> dict:
+        tc, bf = self.tcfg, self.cfg.dit.block_frames
+        nb, b = self.n_lat // bf, tc.batch
+        r = 1 + randint(g, tc.max_refs)
+        x0, audio, refs, j0s = [], [], [], []
+        for _ in range(b):
+            c = self.clips[randint(g, len(self.clips))]
+            t_lat = c["latents"].shape[1]
+            j0 = 0 if randint(g, 4) == 0 else bf * randint(g, (t_lat - self.n_lat) // bf + 1)
+            x0.append(c["latents"][:, j0 : j0 + self.n_lat])
+            audio.append(c["audio"])
+            refs.append(c["refs"][torch.randint(c["refs"].shape[0], (r,), generator=g)])
+            j0s.append(j0)
+        shift = self.cfg.sampler.shift
+        x = torch.stack(x0)
+        return {
+            "x0": x.to(device), "noise": torch.randn(x.shape, generator=g).to(device),
+            "hist_noise": torch.randn(x.shape, generator=g).to(device),
+            "t": sample_train_t((b, nb), shift, g).to(device),
+            "t_hist": (torch.rand(b, nb, generator=g) * tc.history_noise_max).to(device),
+            "audio": [a.to(device) for a in audio], "j0": j0s,
+            "first": torch.tensor([j == 0 for j in j0s], device=device),
+            "refs": torch.stack(refs).to(device),
+            "drop_audio": (torch.rand(b, generator=g) < tc.audio_drop).to(device),
+            "drop_refs": (torch.rand(b, generator=g) < tc.ref_drop).to(device),
+        }
+
+    def loss(self, module: nn.Module, batch: dict):
+        return module(batch)
+
+    def export(self, ema: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """A full model: the frozen VAE plus the EMA audio encoder and DiT."""
+        return {**self.vae_state, **ema}
+
+
+def scale_latents(cached: list[dict], vae: CausalVAE) -> float:
+    """Set vae.latent_scale so cached latents have unit std; scales the cache in place."""
+    std = torch.cat([c["latents"].flatten() for c in cached]).std().item()
+    scale = 1.0 / max(std, 1e-6)
+    vae.latent_scale.fill_(scale)
+    for c in cached:
+        c["latents"] *= scale
+        c["refs"] *= scale
+    log.info("latent std %.4f -> latent_scale %.4f", std, scale)
+    return scale
+

@@ -1,0 +1,79 @@
+"""VAE training task: random clip windows (progressive length), random reference count including 0,
+flip/colour/zoom augmentation; loss L1 + SSIM + KL (DESIGN.md §2: no hub-weight perceptual loss)."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from engine.config import EngineConfig
+from engine.train.config import TrainConfig
+from engine.train.data import seeded, ClipData, augment, randint, to_tensor
+from engine.train.losses import psnr, ssim, video_frames
+from engine.vae.model import CausalVAE, kl_loss, sample_posterior
+
+
+def clip_frames(tcfg: TrainConfig, step: int) -> int:
+    """Progressive clip length: 4k+1 frames from start to end over the first half of training."""
+    k0, k1 = (tcfg.clip_frames_start - 1) // 4, (tcfg.clip_frames_end - 1) // 4
+    frac = min(1.0, step / max(1, tcfg.total_steps // 2))
+    return 4 * (k0 + int(round(frac * (k1 - k0)))) + 1
+
+
+class VAEStep(nn.Module):
+    """The trained module; forward returns the loss so DDP sees one call per step."""
+
+    def __init__(self, cfg: EngineConfig):
+        super().__init__()
+        self.vae = CausalVAE(cfg.vae)
+
+    def forward(self, video: torch.Tensor, refs: torch.Tensor, noise: torch.Tensor, tcfg: TrainConfig):
+        """video [B,3,F,H,W], refs [B,R,3,H,W], noise like the latent -> (loss, logs)."""
+        mean, logvar = self.vae.encode(video)
+        z = mean + torch.exp(0.5 * logvar) * noise
+        recon = self.vae.decode(z, self.vae.ref_features(refs))
+        a, b = video_frames(recon.float()), video_frames(video.float())
+        l1 = (a - b).abs().mean()
+        s = ssim(a, b)
+        kl = kl_loss(mean.float(), logvar.float())
+        loss = l1 + tcfg.ssim_weight * (1 - s) + tcfg.kl_weight * kl
+        return loss, {"l1": l1.detach(), "ssim": s.detach(), "kl": kl.detach(), "psnr": psnr(a, b).detach()}
+
+
+class VAETask:
+    name = "vae"
+
+    def __init__(self, cfg: EngineConfig, tcfg: TrainConfig, clips: list[ClipData]):
+        self.cfg, self.tcfg = cfg, tcfg
+        longest = max(len(c.frames) for c in clips)
+        self.clips = [c for c in clips if len(c.frames) >= min(tcfg.clip_frames_end, longest)]
+        if not self.clips:
+            raise ValueError("no training clips long enough")
+        self.module = seeded(VAEStep, cfg, seed=tcfg.seed)
+
+    def batch(self, g: torch.Generator, step: int, device: torch.device) -> dict:
+        f = clip_frames(self.tcfg, step)
+        r = randint(g, self.tcfg.max_refs + 1)  # one count per step (0 included): stackable batches
+        videos, refs = [], []
+        for _ in range(self.tcfg.batch):
+            c = self.clips[randint(g, len(self.clips))]
+            f_use = min(f, 4 * ((len(c.frames) - 1) // 4) + 1)
+            start = randint(g, len(c.frames) - f_use + 1)
+            video = to_tensor(c.frames[start : start + f_use])[:, :f]
+            idx = [randint(g, len(c.frames)) for _ in range(r)]
+            ref = to_tensor(c.frames[idx]).permute(1, 0, 2, 3) if r else torch.zeros(0, 3, *video.shape[2:])
+            video, ref = augment(video, ref, g)
+            videos.append(video)
+            refs.append(ref)
+        n = min(v.shape[1] for v in videos)
+        video = torch.stack([v[:, :n] for v in videos]).to(device)
+        t = 1 + (n - 1) // 4
+        s = self.cfg.vae.latent_size
+        noise = torch.randn(len(videos), self.cfg.vae.latent_channels, t, s, s, generator=g).to(device)
+        return {"video": video, "refs": torch.stack(refs).to(device), "noise": noise}
+
+    def loss(self, module: nn.Module, batch: dict):
+        return module(batch["video"], batch["refs"], batch["noise"], self.tcfg)
+
+    def export(self, ema: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """EMA VAE weights under the `vae.` prefix of a full model."""
+        return dict(ema)  # keys are already "vae.*", as in AvacastModel

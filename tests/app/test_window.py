@@ -1,0 +1,145 @@
+"""Main window with the tiny engine: panels, persistence, start/stop, close."""
+import threading
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+from PySide6.QtGui import QDropEvent
+
+from app import paths
+from app.audio.sources import ArraySource, speech_like
+from app.settings import load_settings
+from app.ui.main_window import MainWindow
+
+
+def avacast_threads():
+    return {t.name for t in threading.enumerate() if t.name.startswith("avacast")}
+
+
+@pytest.fixture
+def make_window(qtbot, tiny_engine_factory):
+    windows = []
+
+    def make(**kw):
+        kw.setdefault("source_factory", lambda: ArraySource(speech_like(1.0), loop=True))
+        w = MainWindow(engine_factory=tiny_engine_factory, **kw)
+        qtbot.addWidget(w)
+        w.show()
+        windows.append(w)
+        qtbot.waitUntil(lambda: w.bridge.engine is not None or w.messages.isVisible(),
+                        timeout=60_000)
+        return w
+    yield make
+    for w in windows:
+        w.close()
+
+
+def go_live(qtbot, w):
+    assert w.start()
+    qtbot.waitUntil(lambda: w.bridge.state == "running", timeout=60_000)
+    qtbot.waitUntil(lambda: w.preview.frames_shown > 2, timeout=60_000)
+
+
+def test_first_run_without_portrait_asks_for_a_photo(make_window, monkeypatch):
+    monkeypatch.setattr(paths, "default_portrait", lambda: None)
+    w = make_window()
+    assert w.settings.avatars == []
+    assert not w.start()
+    assert w.messages.isVisible() and "photo" in w.messages.label.text()
+    assert w.device_label.text().startswith("CPU - slow")
+
+
+def test_avatar_panel_add_drop_reorder_crop_persist(make_window, face_png, two_faces_png, qtbot):
+    w = make_window()
+    panel = w.avatar_panel
+    assert panel.add_files([str(face_png)]) == 1
+    assert w.settings.active_avatar is not None
+    # drag-and-drop of a file onto the panel adds it as well
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(two_faces_png))])
+    drop = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime,
+                      Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier)
+    panel.dropEvent(drop)
+    avatar = panel.avatar
+    assert len(avatar.images) == 2 and panel.images.count() == 2
+    assert "2 faces" in w.messages.label.text()  # warning surfaced to the user
+    assert "2 faces" in panel.warnings.text()  # and next to the crop of the selected image
+    second = avatar.images[1]
+    panel.images.setCurrentRow(1)
+    panel.move_selected(-1)
+    assert avatar.images[0] is second
+    panel.crop_view.set_crop((10, 20, 300))
+    assert avatar.images[0].crop == (10, 20, 300)
+    saved, notice = load_settings()
+    assert notice is None
+    assert saved.avatar(avatar.id).images[0].crop == (10, 20, 300)
+    assert [i.file for i in saved.avatar(avatar.id).images] == [i.file for i in avatar.images]
+    panel.remove_selected()
+    assert len(load_settings()[0].avatar(avatar.id).images) == 1
+
+
+def test_switching_between_saved_avatars(make_window, face_png, two_faces_png):
+    w = make_window()
+    panel = w.avatar_panel
+    a = panel.new_avatar("Alice")
+    panel.add_files([str(face_png)])
+    b = panel.new_avatar("Bob")
+    panel.add_files([str(two_faces_png)])
+    assert w.settings.active_avatar == b.id
+    panel.avatar_combo.setCurrentIndex(panel.avatar_combo.findData(a.id))
+    assert w.settings.active_avatar == a.id and panel.images.count() == 1
+    assert load_settings()[0].active_avatar == a.id
+
+
+def test_eight_images_at_most(make_window, face_png):
+    w = make_window()
+    panel = w.avatar_panel
+    assert panel.add_files([str(face_png)] * 9) == 8
+    assert not panel.add_button.isEnabled()
+    assert "at most 8" in w.messages.label.text()
+
+
+def test_gate_controls_reach_the_audio_path(make_window):
+    w = make_window()
+    w.audio_panel.threshold.setValue(-30)
+    w.audio_panel.hold.setValue(400)
+    assert (w.bridge.gate.threshold_db, w.bridge.gate.hold_ms) == (-30.0, 400.0)
+    s = load_settings()[0]
+    assert (s.audio.gate_threshold_db, s.audio.gate_hold_ms) == (-30.0, 400)
+
+
+def test_bad_weights_file_is_a_message_and_keeps_the_old_model(make_window, tmp_path, qtbot):
+    w = make_window()
+    old = w.bridge.engine
+    bad = tmp_path / "model.safetensors"
+    bad.write_bytes(b"\x00" * 32)
+    w.engine_panel.choose_weights(str(bad))
+    qtbot.waitUntil(lambda: w.messages.isVisible(), timeout=30_000)
+    assert "model.safetensors" in w.messages.label.text()
+    assert w.settings.engine.weights is None  # only a model that loaded is remembered
+    assert w.bridge.engine is None or w.bridge.engine is old
+
+
+def test_corrupt_settings_notice_in_ui(make_window):
+    path = paths.settings_path()
+    path.parent.mkdir(parents=True)
+    path.write_text("{broken")
+    w = make_window()
+    assert w.messages.isVisible() and "defaults" in w.messages.label.text()
+    assert list(path.parent.glob("settings.json.bad-*"))
+
+
+def test_start_stop_cycles_and_close_release_everything(make_window, face_png, qtbot):
+    baseline = avacast_threads()
+    w = make_window()
+    w.avatar_panel.add_files([str(face_png)])
+    for _ in range(2):
+        go_live(qtbot, w)
+        assert w.start_button.text() == "Stop"
+        qtbot.waitUntil(lambda: "fps" in w.status.text(), timeout=10_000)
+        w.toggle()
+        assert w.bridge.runner is None and avacast_threads() == baseline
+    go_live(qtbot, w)
+    w.close()  # closing while live stops the stream and drops the engine
+    assert w.bridge.runner is None and w.bridge.engine is None
+    assert avacast_threads() == baseline

@@ -1,0 +1,275 @@
+"""Runner logic against a Session double (plumbing, pacing, accounting); the real tiny engine is
+exercised in test_runner_engine.py."""
+import threading
+import time
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from engine.config import RuntimeConfig
+from engine.runtime.runner import FrameQueue, Runner, _Channel, _Item
+from engine.runtime.sinks import CallbackSink, NullSink
+from engine.runtime.timing import StageTimes
+
+from .doubles import SPF, FakeSession
+
+
+def speech(seconds: float, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal(int(seconds * 16000)).astype(np.float32) * 0.1
+
+
+def direct_frames(audio: np.ndarray, **kw) -> list:
+    s = FakeSession(**kw)
+    s.push_audio(audio, 16000)
+    return s.step() + s.flush()
+
+
+def runner_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("avacast-")]
+
+
+class Collect:
+    def __init__(self, delay: float = 0.0, gate: threading.Event | None = None) -> None:
+        self.frames, self.closed, self.delay, self.gate = [], 0, delay, gate
+
+    def put(self, frame) -> None:
+        if self.gate is not None:
+            self.gate.wait(10)
+        if self.delay:
+            time.sleep(self.delay)
+        self.frames.append(frame)
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+def test_streaming_through_the_runner_gives_the_same_frames_as_direct_stepping():
+    audio = speech(2.3)
+    expected = direct_frames(audio)
+    a, b = Collect(), NullSink()
+    r = Runner(FakeSession(), [a, b], realtime=False)
+    r.start()
+    for i in range(0, len(audio), 320):  # 20 ms mic chunks while the engine runs
+        r.push_audio(audio[i:i + 320], 16000)
+    r.end_audio()
+    assert r.wait(10) and r.error is None
+    r.stop()
+    assert [f.index for f in a.frames] == list(range(round(2.3 * 25)))
+    assert all(np.array_equal(x.rgb, y.rgb) for x, y in zip(a.frames, expected, strict=True))
+    assert b.count == len(expected) and a.closed == 1 and b.closed
+    st = r.stats()
+    assert st.frames_out == len(expected) and st.dropped == 0 and st.held == 0
+    assert set(st.stage_ms) >= {"audio_wait", "features", "denoise", "decode", "queue", "output"}
+    assert st.device == "FakeCPU" and st.engine_fps > 0
+
+
+def test_push_audio_resamples_mic_rates_and_mixes_channels():
+    r = Runner(FakeSession(), [NullSink()], realtime=False)
+    stereo = np.zeros((4800, 2), np.float32)  # 100 ms at 48 kHz
+    for i in range(0, 4800, 480):
+        r.push_audio(stereo[i:i + 480], 48000)
+    r.end_audio()
+    assert r.ring.written == 1600
+    with pytest.raises(ValueError, match="sample_rate"):
+        r.push_audio(np.zeros(10, np.float32), 0)
+    r.stop()
+
+
+def test_latency_is_exact_from_push_times_of_the_frame_audio():
+    now = [0.0]
+    sink = Collect()
+    r = Runner(FakeSession(), [sink], realtime=False, clock=lambda: now[0])
+    audio = speech(0.4)
+    for k, i in enumerate(range(0, len(audio), SPF)):  # frame k's audio pushed at t = k
+        now[0] = float(k)
+        r.push_audio(audio[i:i + SPF], 16000)
+    now[0] = 100.0  # every frame reaches the sink at t = 100
+    r.start()
+    r.end_audio()
+    assert r.wait(10)
+    r.stop()
+    st = r.stats()
+    assert st.frames_out == 10
+    lat = sorted(r._channels[0].latency)
+    assert lat == sorted(100.0 - k for k in range(10))
+    assert st.latency_p50_ms == pytest.approx(np.percentile([100.0 - k for k in range(10)], 50) * 1000)
+
+
+def test_set_sampler_applies_at_block_boundaries_on_the_engine_thread():
+    calls = []
+
+    class Recording(FakeSession):
+        def set_sampler(self, steps=None, cfg=None):
+            calls.append(threading.current_thread().name)
+            super().set_sampler(steps, cfg)
+
+    s = Recording()
+    r = Runner(s, [NullSink()], realtime=False)
+    audio = speech(2.0)
+    r.start()
+    r.push_audio(audio[:16000], 16000)
+    while s.next_frame < 20:
+        time.sleep(0.005)
+    r.set_sampler(steps=7)
+    r.set_sampler(cfg=1.5)
+    r.push_audio(audio[16000:], 16000)
+    r.end_audio()
+    assert r.wait(10) and r.error is None
+    r.stop()
+    assert calls and all(c == "avacast-engine" for c in calls)
+    first = s.sampler_log[0]
+    assert first[0] > 4 and s.steps == 7 and s.cfg == 1.5
+    with pytest.raises(ValueError, match="steps"):
+        r.set_sampler(steps=0)
+
+
+def test_engine_error_is_kept_and_stops_the_runner():
+    sink = NullSink()
+    r = Runner(FakeSession(fail_at_block=3), [sink], realtime=True)
+    r.start()
+    r.push_audio(speech(2.0), 16000)
+    assert r.wait(5)
+    assert isinstance(r.error, RuntimeError) and "boom" in str(r.error)
+    r.stop()
+    assert sink.closed and runner_threads() == []
+
+
+def test_sink_error_is_kept_and_stops_the_runner():
+    def bad(frame):
+        raise OSError("camera unplugged")
+
+    r = Runner(FakeSession(), [CallbackSink(bad)], realtime=False)
+    r.start()
+    r.push_audio(speech(1.0), 16000)
+    assert r.wait(5)
+    assert isinstance(r.error, OSError)
+    r.stop()
+    assert runner_threads() == []
+
+
+def test_stop_joins_every_thread_and_closes_sinks_once():
+    sinks = [Collect(), Collect()]
+    r = Runner(FakeSession(), sinks, realtime=True)
+    r.start()
+    r.push_audio(speech(0.5), 16000)
+    time.sleep(0.1)
+    assert len(runner_threads()) == 3
+    r.stop(timeout=2)
+    r.stop(timeout=2)
+    assert runner_threads() == [] and not r.running
+    assert [s.closed for s in sinks] == [1, 1]
+
+
+def test_full_queue_drops_oldest_live_and_blocks_nothing():
+    gate = threading.Event()
+    sink = Collect(gate=gate)
+    s = FakeSession()
+    r = Runner(s, [sink], realtime=True, cfg=RuntimeConfig(queue_frames=8))
+    r.start()
+    r.push_audio(speech(3.0), 16000)
+    deadline = time.monotonic() + 5
+    while s.next_frame < 70 and time.monotonic() < deadline:  # the engine runs on, sink is stuck
+        time.sleep(0.005)
+    assert s.next_frame >= 70
+    gate.set()
+    r.end_audio()
+    assert r.wait(10)
+    r.stop()
+    idx = sorted(set(f.index for f in sink.frames))
+    assert idx[-1] == 74 and len(idx) < 20  # the newest survive; every other frame is counted
+    assert r.stats().dropped == 75 - len(idx)
+
+
+def test_offline_runner_is_lossless_with_a_slow_sink():
+    sink = Collect(delay=0.002)
+    r = Runner(FakeSession(), [sink, NullSink()], realtime=False, cfg=RuntimeConfig(queue_frames=2))
+    r.start()
+    r.push_audio(speech(3.0), 16000)
+    r.end_audio()
+    assert r.wait(10)
+    r.stop()
+    assert [f.index for f in sink.frames] == list(range(75)) and r.stats().dropped == 0
+
+
+def test_offline_push_longer_than_the_ring_waits_instead_of_overwriting():
+    s = FakeSession(frames_per_block=1, size=2)
+    r = Runner(s, [NullSink()], realtime=False, cfg=RuntimeConfig(ring_seconds=1.0))
+    r.start()
+    r.push_audio(speech(5.0), 16000)  # 5 ring capacities in one call
+    r.end_audio()
+    assert r.wait(10)
+    r.stop()
+    assert r.stats().frames_out == 125 and r.stats().overflow_samples == 0
+
+
+def test_underrun_holds_the_last_frame_and_never_blocks_the_producer():
+    sink = Collect()
+    s = FakeSession(step_delay=0.25)  # 160 ms of video per 250 ms of compute: too slow
+    r = Runner(s, [sink], realtime=True)
+    r.start()
+    audio, worst, t0 = speech(1.2), 0.0, time.monotonic()
+    for k, i in enumerate(range(0, len(audio), 320)):  # a mic: 20 ms chunks on the wall clock
+        a = time.perf_counter()
+        r.push_audio(audio[i:i + 320], 16000)
+        worst = max(worst, time.perf_counter() - a)
+        time.sleep(max(0.0, t0 + (k + 1) * 0.02 - time.monotonic()))
+    assert worst < 0.02  # the engine is busy 250 ms at a time; the producer never waited on it
+    assert r.ring.written == len(audio)
+    r.stop()
+    st = r.stats()
+    assert st.held > 0
+    idx = [f.index for f in sink.frames]
+    assert any(a == b for a, b in zip(idx, idx[1:]))  # the same frame shown again
+    assert all(a <= b for a, b in zip(idx, idx[1:]))
+
+
+def test_output_tick_shows_next_frame_or_holds_with_a_manual_clock():
+    now = [10.0]
+    sink = Collect()
+    ch = _Channel(sink, 4, lambda: now[0], StageTimes(), primary=True)
+    assert ch.tick() and sink.frames == [] and ch.held == 0  # nothing shown yet: nothing to hold
+    f0, f1 = object(), object()
+    ch.queue.put(_Item(f0, 9.5, time.perf_counter()))
+    ch.queue.put(_Item(f1, None, time.perf_counter()))
+    assert ch.tick() and ch.tick() and ch.tick()
+    assert sink.frames == [f0, f1, f1] and ch.held == 1 and ch.frames_out == 2
+    assert list(ch.latency) == [0.5]  # padding frames (no push time) carry no latency
+    ch.queue.close()
+    assert not ch.tick() and ch.held == 1
+
+
+def test_frame_queue_counts_drops_and_reports_finished():
+    q = FrameQueue(2)
+    for i in range(5):
+        q.put(i)
+    assert q.dropped == 3 and q.pop() == 3 and not q.finished
+    q.close()
+    assert q.pop() == 4 and q.finished and not q.wait(0.01)
+
+
+def test_two_thousand_blocks_keep_host_memory_flat():
+    s = FakeSession(frames_per_block=1, size=4)
+    r = Runner(s, [NullSink()], realtime=False)
+    r.start()
+    chunk = speech(0.4)  # 10 blocks per push
+
+    def stream(blocks: int) -> int:
+        """Stream `blocks` more blocks, let the engine go idle, return traced bytes."""
+        target = s.blocks + blocks
+        while s.blocks < target:
+            if r.ring.written - s.next_frame * SPF < 16000:  # keep ~1 s queued, never overflow
+                r.push_audio(chunk, 16000)
+            else:
+                time.sleep(0.0005)
+        while s.n_samples < r.ring.written or s.n_samples >= s.samples_needed or len(r._channels[0].queue):
+            time.sleep(0.001)
+        return tracemalloc.get_traced_memory()[0]
+
+    tracemalloc.start()
+    base = stream(1600)  # warm-up: the bounded windows (1500 latencies, 1000 per stage) fill up
+    grown = stream(2000) - base
+    tracemalloc.stop()
+    r.stop()
+    assert r.error is None and r.stats().overflow_samples == 0
+    assert grown < 32 * 1024, f"host memory grew {grown} bytes over 2000 blocks"

@@ -1,0 +1,49 @@
+"""The runner around the real tiny engine (CPU)."""
+import numpy as np
+
+from engine.runtime.runner import Runner
+from engine.runtime.sinks import CallbackSink, NullSink
+
+
+def portrait() -> np.ndarray:
+    return np.random.default_rng(3).integers(0, 256, (80, 72, 3), dtype=np.uint8)
+
+
+def speech(seconds: float) -> np.ndarray:
+    t = np.arange(int(seconds * 16000)) / 16000
+    return (0.3 * np.sin(2 * np.pi * 220 * t) * (1 + np.sin(2 * np.pi * 3 * t))).astype(np.float32)
+
+
+def test_runner_frames_equal_direct_session_steps(tiny_engine):
+    audio = speech(1.0)
+    direct = tiny_engine.open_session([portrait()], seed=5)
+    direct.push_audio(audio, 16000)
+    expected = direct.step() + direct.flush()
+
+    got = []
+    r = Runner(tiny_engine.open_session([portrait()], seed=5), [CallbackSink(got.append), NullSink()],
+               realtime=False, device_name=tiny_engine.device_name)
+    r.start()
+    for i in range(0, len(audio), 320):  # 20 ms mic chunks
+        r.push_audio(audio[i:i + 320], 16000)
+    r.end_audio()
+    assert r.wait(60) and r.error is None
+    r.stop()
+    assert len(expected) == 25
+    assert [f.index for f in got] == [f.index for f in expected]
+    assert all(np.array_equal(a.rgb, b.rgb) for a, b in zip(got, expected))
+    st = r.stats()
+    assert st.frames_out == 25 and st.device == "CPU"
+    assert {"features", "denoise", "decode"} <= set(st.stage_ms)
+
+
+def test_live_sampler_change_reaches_the_real_session(tiny_engine):
+    s = tiny_engine.open_session([portrait()], seed=0)
+    r = Runner(s, [NullSink()], realtime=False)
+    r.set_sampler(steps=1, cfg=1.5)
+    r.start()
+    r.push_audio(speech(0.2), 16000)
+    r.end_audio()
+    assert r.wait(60) and r.error is None
+    r.stop()
+    assert (s.sampler.steps, s.sampler.cfg) == (1, 1.5)

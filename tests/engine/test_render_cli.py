@@ -1,0 +1,66 @@
+"""`avacast render` end to end on CPU with the tiny preset (issue 2: streaming = offline, bad inputs)."""
+import cv2
+import numpy as np
+import pytest
+
+from engine.cli import main
+from engine.io.media import video_info, write_audio
+
+
+@pytest.fixture
+def inputs(tmp_path, portrait, speech):
+    img = tmp_path / "face.png"
+    cv2.imwrite(str(img), portrait[:, :, ::-1])
+    wav = tmp_path / "speech.wav"
+    write_audio(wav, np.concatenate([speech, speech[:8800]]), 16000)  # 2.55 s
+    return img, wav
+
+
+def render(tmp_path, img, wav, name, *extra):
+    out = tmp_path / name
+    code = main(["render", "--preset", "tiny", "--device", "cpu", "--ref", str(img), "--audio", str(wav),
+                 "--out", str(out), *extra])
+    return code, out
+
+
+def test_streaming_equals_offline_and_seed_is_deterministic(tmp_path, inputs):
+    img, wav = inputs
+    runs = {}
+    for name, extra in (("a.npz", ["--chunk-ms", "40"]), ("b.npz", ["--chunk-ms", "100000"]),
+                        ("c.npz", ["--chunk-ms", "40"])):
+        code, out = render(tmp_path, img, wav, name, *extra)
+        assert code == 0
+        runs[name] = np.load(out)
+    a, b, c = (runs[k]["frames"] for k in ("a.npz", "b.npz", "c.npz"))
+    assert a.shape == (round(2.55 * 25), 32, 32, 3) and a.dtype == np.uint8
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(a, c)
+    assert runs["a.npz"]["audio"].dtype == np.float32 and runs["a.npz"]["audio"].size == 40800
+
+
+def test_mp4_has_video_and_audio(tmp_path, inputs):
+    img, wav = inputs
+    code, out = render(tmp_path, img, wav, "x.mp4")
+    assert code == 0
+    info = video_info(out)
+    assert info.has_audio and abs(info.n_frames - 64) <= 1 and abs(info.fps - 25) < 0.01
+
+
+@pytest.mark.parametrize("case", ["missing_image", "corrupt_image", "no_audio_stream", "empty_audio",
+                                  "bad_extension"])
+def test_bad_inputs_exit_2_with_one_line(tmp_path, inputs, capsys, case):
+    img, wav = inputs
+    if case == "missing_image":
+        img = tmp_path / "nope.png"
+    elif case == "corrupt_image":
+        img = tmp_path / "bad.jpg"
+        img.write_bytes(b"\xff\xd8\xff garbage")
+    elif case == "no_audio_stream":
+        wav = img  # an image has no audio stream
+    elif case == "empty_audio":
+        wav = tmp_path / "empty.wav"
+        write_audio(wav, np.zeros(0, np.float32), 16000)
+    code, _ = render(tmp_path, img, wav, "out.txt" if case == "bad_extension" else "o.npz")
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert err.startswith("avacast render:") and "\n" not in err and "Traceback" not in err

@@ -1,0 +1,85 @@
+import numpy as np
+import pytest
+
+from engine.config import FPS
+
+
+def run(engine, refs, audio, chunk, seed=3, sr=16000):
+    s = engine.open_session(refs, seed=seed)
+    frames = []
+    for i in range(0, len(audio), chunk):
+        s.push_audio(audio[i : i + chunk], sr)
+        frames += s.step()
+    return frames + s.flush()
+
+
+def test_frame_count_and_order(tiny_engine, portrait, speech):
+    frames = run(tiny_engine, [portrait], speech, 640)
+    assert len(frames) == round(len(speech) / 16000 * FPS) == 50
+    assert [f.index for f in frames] == list(range(50))
+    assert frames[10].pts_s == pytest.approx(10 / FPS)
+    assert frames[0].rgb.shape == (32, 32, 3) and frames[0].rgb.dtype == np.uint8
+
+
+def test_chunking_does_not_change_frames(tiny_engine, portrait, speech):
+    """DESIGN §6: streaming == offline; 40 ms chunks, odd chunks and one push give identical frames."""
+    a = run(tiny_engine, [portrait], speech, 640)
+    b = run(tiny_engine, [portrait], speech, 1237)
+    c = run(tiny_engine, [portrait], speech, len(speech))
+    for x, y, z in zip(a, b, c):
+        np.testing.assert_array_equal(x.rgb, y.rgb)
+        np.testing.assert_array_equal(x.rgb, z.rgb)
+
+
+def test_deterministic_under_seed(tiny_engine, portrait, speech):
+    a = run(tiny_engine, [portrait], speech[:8000], 8000, seed=5)
+    b = run(tiny_engine, [portrait], speech[:8000], 8000, seed=5)
+    c = run(tiny_engine, [portrait], speech[:8000], 8000, seed=6)
+    assert all(np.array_equal(x.rgb, y.rgb) for x, y in zip(a, b))
+    assert any(not np.array_equal(x.rgb, y.rgb) for x, y in zip(a, c))
+
+
+@pytest.mark.parametrize("n_refs", [0, 1, 3])
+def test_reference_counts(tiny_engine, portrait, speech, n_refs):
+    frames = run(tiny_engine, [portrait] * n_refs, speech[:4000], 4000)
+    assert len(frames) == round(4000 / 640)
+
+
+def test_step_waits_for_lookahead(tiny_engine, portrait):
+    s = tiny_engine.open_session([portrait], seed=0)
+    need = s.samples_needed  # latent 0: frame 0 plus 40 ms look-ahead
+    assert need == 640 + 640
+    s.push_audio(np.zeros(need - 1, np.float32), 16000)
+    assert s.step() == []
+    s.push_audio(np.zeros(1, np.float32), 16000)
+    assert [f.index for f in s.step()] == [0]
+    assert set(s.timings) == {"features", "denoise", "decode"}
+
+
+def test_other_sample_rates_are_resampled(tiny_engine, portrait):
+    audio48 = np.zeros(48000, np.float32)
+    frames = run(tiny_engine, [portrait], audio48, 960, sr=48000)
+    assert len(frames) == 25
+
+
+def test_set_sampler_applies_at_next_block(tiny_engine, portrait, speech):
+    s = tiny_engine.open_session([portrait], seed=0)
+    s.set_sampler(steps=1, cfg=1.5)
+    s.push_audio(speech[:4000], 16000)
+    s.step()
+    assert s.sampler.steps == 1 and s.sampler.cfg == 1.5
+
+
+def test_bad_reference_is_a_clear_error(tiny_engine):
+    with pytest.raises(ValueError, match="RGB uint8"):
+        tiny_engine.open_session([np.zeros((10, 10), np.uint8)])
+    with pytest.raises(ValueError, match="at most 8"):
+        tiny_engine.open_session([np.zeros((32, 32, 3), np.uint8)] * 9)
+
+
+def test_audio_buffer_stays_bounded(tiny_engine, portrait):
+    s = tiny_engine.open_session([portrait], seed=0)
+    for _ in range(60):
+        s.push_audio(np.zeros(2560, np.float32), 16000)
+        s.step()
+    assert s._buf.size < 16000  # trailing receptive field only, not the whole stream
