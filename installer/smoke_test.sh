@@ -8,10 +8,11 @@
 # HOME pointing into the temporary root:
 #   1. `avacast --help` exits 0
 #   2. `avacast app --self-test` exits 0
-#   3. `avacast render` with the default model and portrait turns a generated 2 s wav into an MP4 with
-#      exactly 50 frames (25 fps)
+#   3. `avacast render` with the shipped default model (and default portrait when one ships, else a
+#      generated one) turns a generated 2 s wav into an MP4 with exactly 50 frames (25 fps)
 #   4. nothing was written inside the install folder (user data goes under platformdirs only)
-# --allow-missing: skip 2/3 (loudly) when this build has no `app` / `render` command yet.
+# --allow-missing: skip 2/3 (loudly) when this build has no `app` / `render` command yet, and render
+#   with the untrained tiny preset when it ships no default model yet.
 # Frame counting uses PyAV from $PYTHON (default: the checkout's .venv, else python3).
 set -euo pipefail
 
@@ -62,7 +63,7 @@ HELP="$("$AVACAST" --help 2>&1)" || fail "avacast --help exited $?: $HELP"
 grep -q "usage" <<<"$HELP" || fail "avacast --help printed no usage: $HELP"
 say "ok: avacast --help"
 
-has_command() { grep -qE "^\s+$1\b|[{,]$1[,}]" <<<"$HELP"; }
+has_command() { "$AVACAST" "$1" --help >/dev/null 2>&1; }
 missing() {
     [[ $ALLOW_MISSING == 1 ]] || fail "this build has no '$1' command (avacast --help lists: $(tr '\n' ' ' <<<"$HELP" | cut -c1-300))"
     say "SKIPPED: this build has no '$1' command yet (--allow-missing)"
@@ -77,10 +78,10 @@ else
     missing app
 fi
 
-# 3. offline render with the shipped default model and portrait
+# 3. offline render with the shipped default model (and the shipped default portrait, if any)
 if has_command render; then
-    "$PYTHON" - "$ROOT/speech.wav" <<'EOF'
-import math, struct, sys, wave
+    "$PYTHON" - "$ROOT/speech.wav" "$ROOT/portrait.png" <<'PYEOF'
+import math, struct, sys, wave, zlib
 # 2 s of a voiced-like signal: a 140 Hz buzz with syllable-rate amplitude modulation, 16 kHz mono.
 rate, seconds = 16000, 2.0
 with wave.open(sys.argv[1], "wb") as w:
@@ -92,10 +93,36 @@ with wave.open(sys.argv[1], "wb") as w:
         s = env * sum(math.sin(2 * math.pi * 140 * k * t) / k for k in range(1, 6))
         frames += struct.pack("<h", int(8000 * s))
     w.writeframes(bytes(frames))
-EOF
+# A 256x256 stand-in portrait (skin-toned oval on a gradient), for builds that ship none.
+size, rows = 256, []
+for y in range(size):
+    row = bytearray([0])
+    for x in range(size):
+        inside = ((x - 128) / 70) ** 2 + ((y - 120) / 90) ** 2 < 1
+        row += bytes((200, 160, 130) if inside else (70 + y // 8, 80 + y // 8, 100 + y // 8))
+    rows.append(bytes(row))
+def chunk(kind, data):
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", size, size, 8, 2, 0, 0, 0))
+png += chunk(b"IDAT", zlib.compress(b"".join(rows))) + chunk(b"IEND", b"")
+open(sys.argv[2], "wb").write(png)
+PYEOF
+    PORTRAIT="$(find "$INSTALL" -path '*/resources/*' -iname 'default_portrait.*' | head -1)"
+    if [[ -n "$PORTRAIT" ]]; then
+        say "portrait: the shipped $PORTRAIT"
+    else
+        PORTRAIT="$ROOT/portrait.png"
+        say "portrait: none shipped, using a generated one"
+    fi
+    MODEL_ARGS=()
+    if [[ -z "$(find "$INSTALL" -path '*/resources/model/*.safetensors*' | head -1)" ]]; then
+        [[ $ALLOW_MISSING == 1 ]] || fail "this build ships no default model (resources/model/*.safetensors)"
+        say "SKIPPED default model: this build ships none; rendering with --preset tiny (--allow-missing)"
+        MODEL_ARGS=(--preset tiny)
+    fi
     start=$(date +%s)
-    "$AVACAST" render --audio "$ROOT/speech.wav" --out "$ROOT/out.mp4" \
-        || fail "avacast render exited $? (default model and portrait from the installed copy)"
+    "$AVACAST" render --ref "$PORTRAIT" --audio "$ROOT/speech.wav" --out "$ROOT/out.mp4" "${MODEL_ARGS[@]}" \
+        || fail "avacast render exited $? (default model from the installed copy)"
     [[ -s "$ROOT/out.mp4" ]] || fail "avacast render wrote no $ROOT/out.mp4"
     FRAMES="$("$PYTHON" -c "import av, sys; c = av.open(sys.argv[1]); print(sum(1 for _ in c.decode(video=0)))" "$ROOT/out.mp4")" \
         || fail "could not count frames with PyAV from $PYTHON (set PYTHON to an interpreter with av)"

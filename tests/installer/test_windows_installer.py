@@ -70,7 +70,7 @@ def test_wheel_carries_the_app_and_its_entry_point(built):
     assert re.search(r"^avacast\s*=\s*app\.cli:main$", entry_points, re.M), entry_points
     # Every file of resources/ that the source tree has (default model, portrait) is in the wheel.
     shipped = {p.relative_to(REPO).as_posix() for p in (REPO / "resources").rglob("*")
-               if p.is_file() and p.suffix in {".png", ".jpg", ".safetensors", ".svg"}}
+               if p.is_file() and p.suffix not in {".py", ".pyc"} and "__pycache__" not in p.parts}
     assert shipped <= set(names), f"resources missing from the wheel: {sorted(shipped - set(names))}"
 
 
