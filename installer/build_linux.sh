@@ -57,6 +57,8 @@ else
     "${PIP[@]}" "torch==$TORCH_VERSION"
 fi
 "${PIP[@]}" "pyinstaller>=6.10" "$REPO[app]"
+# The version rarely changes between builds, so pip would keep a stale copy: always reinstall the project.
+"${PIP[@]}" --no-deps --force-reinstall "$REPO"
 # A stale wheel build dir would let deleted modules survive into the bundle.
 rm -rf "$REPO/build/lib" "$REPO/build/bdist."*
 
