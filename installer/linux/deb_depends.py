@@ -52,6 +52,9 @@ SONAME_PACKAGES: dict[str, str] = {
     "libportaudio.so.2": "libportaudio2", "libudev.so.1": "libudev1",
     "libdrm.so.2": "libdrm2", "libgbm.so.1": "libgbm1", "libwayland-server.so.0": "libwayland-server0",
     "libbrotlicommon.so.1": "libbrotli1", "libbrotlidec.so.1": "libbrotli1", "libpng16.so.16": "libpng16-16t64 | libpng16-16",
+    # The NVIDIA driver's own libraries (CUDA build): never bundled, and no Depends, since each distribution
+    # packages the driver under its own versioned names; the README tells users to install the driver.
+    "libcuda.so.1": "", "libnvidia-ml.so.1": "", "libnvcuvid.so.1": "",
 }
 # Loaded with dlopen, so no NEEDED entry shows them: sounddevice finds PortAudio through ctypes, Qt
 # loads D-Bus (portals, accessibility) and the xcb platform plugin loads xcb-cursor at run time.
@@ -103,8 +106,8 @@ def depends_for(root: Path) -> tuple[list[str], list[str]]:
     if unknown:
         users = {s: sorted(required[s])[:2] for s in unknown}
         raise ValueError(f"bundle needs system libraries with no Debian package in deb_depends.py: {users}")
-    depends = {SONAME_PACKAGES[s] for s in required} | set(ALWAYS_DEPENDS)
-    recommends = {SONAME_PACKAGES[s] for s in optional if s in SONAME_PACKAGES} - depends
+    depends = {SONAME_PACKAGES[s] for s in required if SONAME_PACKAGES[s]} | set(ALWAYS_DEPENDS)
+    recommends = {SONAME_PACKAGES[s] for s in optional if SONAME_PACKAGES.get(s)} - depends
     recommends |= set(RECOMMENDS_EXTRA)
     return sorted(depends), sorted(recommends)
 

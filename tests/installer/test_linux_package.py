@@ -130,6 +130,14 @@ def test_system_libraries_are_left_out_of_the_bundle():
     assert not deb_depends.is_system_lib("libQt6Core.so.6")
     assert not deb_depends.is_system_lib("libtorch_cpu.so")
     assert not deb_depends.is_system_lib("libxcb-65da195c.so.1.1.0")  # a wheel's own renamed copy
+    assert deb_depends.is_system_lib("libcuda.so.1")  # the NVIDIA driver's, matching the kernel module
+
+
+def test_driver_libraries_are_not_declared_as_packages(tmp_path, monkeypatch):
+    (tmp_path / "libtorch_cuda.so").write_bytes(b"\x7fELF" + b"\0" * 60)
+    monkeypatch.setattr(deb_depends, "needed", lambda path: ["libc.so.6", "libcuda.so.1"])
+    depends, _ = deb_depends.depends_for(tmp_path)
+    assert "" not in depends and "libc6" in depends and "libportaudio2" in depends
 
 
 @pytest.mark.parametrize("path,dropped", [
