@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -22,7 +23,7 @@ def built(tmp_path_factory) -> dict:
     require_tool("makensis", "nsis")
     seven = require_tool("7z", "p7zip-full")
     out = tmp_path_factory.mktemp("win")
-    env = dict(os.environ, PYTHON=os.environ.get("PYTHON", "python3"))
+    env = dict(os.environ, PYTHON=sys.executable)
     run = subprocess.run([str(INSTALLER / "build_windows.sh"), "--out", str(out)], env=env,
                          capture_output=True, text=True, timeout=900)
     assert run.returncode == 0, f"build_windows.sh failed:\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
