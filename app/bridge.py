@@ -70,6 +70,7 @@ class EngineBridge(QObject):
     def __init__(self, parent: QObject | None = None, stats_interval_ms: int = 500):
         super().__init__(parent)
         self.engine = None
+        self.engine_tag: Any = None
         self.runner = None
         self.source: AudioSource | None = None
         self.pipeline: AudioPipeline | None = None
@@ -95,17 +96,20 @@ class EngineBridge(QObject):
             self._worker.join(timeout=5.0)
         return self._worker is not None and self._worker.is_alive()
 
-    def load(self, factory: Callable[[], Any]) -> None:
-        """Load an engine with `factory()` (e.g. engine.api.load_engine) on a worker thread."""
+    def load(self, factory: Callable[[], Any], tag: Any = None) -> None:
+        """Load an engine with `factory()` (e.g. engine.api.load_engine) on a worker thread.
+
+        `tag` (e.g. the weights path) is stored with the engine as `engine_tag`, so a late
+        `engine_ready` signal can be matched to the engine actually loaded."""
         if self.busy or self.runner is not None:
             self.error.emit("Stop the stream before changing the model.")
             return
         self._set_state("loading")
-        self._run_worker(self._load, factory)
+        self._run_worker(self._load, factory, tag)
 
-    def _load(self, factory) -> None:
+    def _load(self, factory, tag) -> None:
         engine = factory()
-        self.engine = engine
+        self.engine, self.engine_tag = engine, tag
         self.state = "idle"
         self.engine_ready.emit(str(getattr(engine, "device_name", "CPU")))
         self.state_changed.emit("idle")

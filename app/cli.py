@@ -28,11 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] == "app":
         return run_app(argv[1:])
     if argv[0] in ("-h", "--help"):
-        print("usage: avacast [app [--self-test]] | avacast COMMAND ...\n"
-              "  avacast            open the window\n  avacast app -h     window options")
-        from engine.cli import main as engine_main
-
-        return engine_main(["--help"]) if False else engine_main(argv)
+        print("avacast             open the window (avacast app -h: window options)")
     from engine.cli import main as engine_main
 
     return engine_main(argv)

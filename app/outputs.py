@@ -56,12 +56,14 @@ class Outputs:
             self.passthrough = None
             self.passthrough_error = f"Pass-through unavailable: {user_message(exc)}"
 
-    def on_stats(self, stats, pipeline) -> None:
+    def attach(self, pipeline) -> None:
+        """The stream is running: feed the raw mic into the pass-through delay line."""
+        if self.passthrough is not None and pipeline is not None:
+            pipeline.delay_line = self.passthrough.delay_line
+
+    def on_stats(self, stats) -> None:
         """Keep the pass-through delay equal to the measured picture latency (DESIGN.md §3)."""
-        if self.passthrough is None or pipeline is None:
-            return
-        pipeline.delay_line = self.passthrough.delay_line
-        if stats.latency_p50_ms > 0:
+        if self.passthrough is not None and stats.latency_p50_ms > 0:
             self.passthrough.set_delay(stats.latency_p50_ms / 1000.0)
 
     # --- virtual camera -------------------------------------------------------------------------

@@ -179,7 +179,16 @@ class EngineConfig:
     @classmethod
     def base(cls) -> "EngineConfig":
         """The shipped model: 256², 1-latent-frame blocks (160 ms), sized for our data and GPU."""
-        return cls(name="base", sampler=SamplerConfig(steps=4, shift=5.0, cfg=2.0))
+        # Sized for ~20 min of data, a few GPU hours, and transfers of <= 64 MiB per training slot:
+        # VAE ~12 M parameters at 384x compression (8x8x32 latent per 4 frames), DiT ~21 M.
+        return cls(
+            name="base",
+            vae=VAEConfig(resolution=256, latent_channels=32, e1_widths=(32, 64, 128, 128), e1_out=256,
+                          e2_downs=1, e2_blocks=0, dref_blocks=2, dref_heads=4, dref_head_dim=64),
+            audio=AudioConfig(width=192, layers=6, feature_dim=128),
+            dit=DiTConfig(depth=8, heads=6, head_dim=64, block_frames=1, window_frames=16),
+            sampler=SamplerConfig(steps=4, shift=5.0, cfg=2.0),
+        )
 
     @classmethod
     def paper(cls) -> "EngineConfig":

@@ -42,6 +42,8 @@ class NoiseGate:
 
     def process(self, block: np.ndarray, sample_rate: int) -> np.ndarray:
         """float32 mono block -> the same block (open) or zeros (closed)."""
+        if sample_rate <= 0:
+            raise ValueError(f"sample_rate must be positive, got {sample_rate!r}")
         if rms_db(block) >= self.threshold_db:
             self._quiet_s = 0.0
         else:

@@ -41,7 +41,6 @@ class MainWindow(QMainWindow):
         self.engine_factory = engine_factory
         self.bridge = EngineBridge(self)
         self.outputs = Outputs(self.settings, source_factory)
-        self._pending_weights: str | None = None
         self._build()
         self._connect()
         if notice:
@@ -130,10 +129,9 @@ class MainWindow(QMainWindow):
     def load_engine(self, weights: str | None) -> None:
         if self.bridge.runner is not None:
             self.bridge.stop()
-        self._pending_weights = weights
         self.engine_panel.set_status("Loading…")
         self.start_button.setEnabled(False)
-        self.bridge.load(self.engine_factory(weights))
+        self.bridge.load(self.engine_factory(weights), tag=weights)
 
     def toggle(self) -> None:
         if self.bridge.runner is not None or self.bridge.state == "starting":
@@ -176,7 +174,7 @@ class MainWindow(QMainWindow):
         self.preview.set_frame(latest.rgb)
 
     def _on_stats(self, st) -> None:
-        self.outputs.on_stats(st, self.bridge.pipeline)
+        self.outputs.on_stats(st)
         device = getattr(st, "device", "") or ""
         self.status.setText(f"{st.fps:5.1f} fps   latency {st.latency_p50_ms:4.0f} / "
                             f"{st.latency_p95_ms:4.0f} ms (p50/p95)   dropped {st.dropped}")
@@ -187,13 +185,16 @@ class MainWindow(QMainWindow):
             self._show_device(device)
 
     def _on_error(self, text: str) -> None:
-        self.messages.show_message(text)
+        self.messages.show_message(text)  # stays up: errors must be read, not flashed
         if self.bridge.engine is None:
             self.engine_panel.set_status(f"Not loaded: {text}")
             self.device_label.setText("No model loaded")
         self._on_state(self.bridge.state)
 
-    def _on_state(self, state: str) -> None:
+    def _on_state(self, _signalled: str) -> None:
+        # Read the bridge's current state: a queued signal from a finished load can arrive after
+        # Start was pressed, and must not tear down the outputs of the stream being started.
+        state = self.bridge.state
         live = state in ("starting", "running")
         self.start_button.setText("Stop" if live else "Start")
         self.start_button.setProperty("live", live)
@@ -202,13 +203,15 @@ class MainWindow(QMainWindow):
         self.start_button.setEnabled(self.bridge.engine is not None and state != "loading")
         if state == "starting":
             self.status.setText("Starting…")
-        elif state in ("stopped", "idle") and not live:
-            if self.bridge.runner is None:
-                self.outputs.close()
+        elif state == "running":
+            self.outputs.attach(self.bridge.pipeline)
+        elif self.bridge.runner is None:  # idle/stopped, e.g. after a failed start
+            self.outputs.close()
+            self._show_vcam_state()
             self.status.setText("Idle")
 
     def _on_engine_ready(self, device: str) -> None:
-        self.settings.engine.weights = self._pending_weights
+        self.settings.engine.weights = self.bridge.engine_tag  # the model that really loaded
         self.save()
         name = getattr(getattr(self.bridge.engine, "cfg", None), "name", "model")
         self.engine_panel.set_status(f"Loaded “{name}” on {device}")

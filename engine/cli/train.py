@@ -13,10 +13,15 @@ def add_parser(sub) -> None:
     p = sub.add_parser("train", help="train the VAE or the generator on a pack")
     p.add_argument("task", choices=["vae", "generator"])
     p.add_argument("--preset", default="base", choices=["tiny", "base", "paper"])
-    p.add_argument("--pack", required=True, help="pack written by `avacast prepare`")
+    p.add_argument("--pack", help="pack written by `avacast prepare`")
     p.add_argument("--out", required=True, help="run folder (checkpoints, log.csv, exported weights)")
-    p.add_argument("--vae", help="generator only: trained VAE weights (vae.safetensors of a VAE run)")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/ckpt")
+    p.add_argument("--vae", help="generator: trained VAE weights (a VAE run's vae.safetensors); latents are "
+                   "computed from the pack")
+    p.add_argument("--latents", help="generator: a latent cache instead of --pack/--vae (no video decoding)")
+    p.add_argument("--save-latents", help="generator: also write the latent cache it built (shards of --shard-mb)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/ckpt (exact)")
+    p.add_argument("--init", help="start from exported weights when no OUT/ckpt exists (a warm start: fresh "
+                   "optimizer; for GPU slots that cannot carry the full checkpoint)")
     p.add_argument("--time-budget-min", type=float, help="stop cleanly (with a checkpoint) after M minutes")
     p.add_argument("--max-steps", type=int)
     p.add_argument("--batch", type=int)
@@ -33,24 +38,43 @@ def run(args: argparse.Namespace) -> int:
     from engine.config import EngineConfig
     from engine.train.config import TrainConfig
     from engine.train.loop import train
-    from engine.train.pack import Pack, PackError
 
     cfg = EngineConfig.preset(args.preset)
     overrides = {k: v for k, v in (("batch", args.batch), ("lr", args.lr), ("total_steps", args.total_steps))
                  if v is not None}
     tcfg = TrainConfig(task=args.task, seed=args.seed, log_every=args.log_every, **overrides)
-    try:
-        pack = Pack(args.pack)
-    except PackError as e:
-        raise UserError(str(e)) from None
     if args.task == "vae":
-        task = _vae_task(cfg, tcfg, pack, args.workers)
+        task = _vae_task(cfg, tcfg, _pack(args), args.workers)
     else:
-        cfg, task = _generator_task(cfg, tcfg, pack, args)
+        cfg, task = _generator_task(cfg, tcfg, args)
+    if args.init and not (args.resume and (Path(args.out) / "ckpt").exists()):
+        _warm_start(task.module, args.init)
     summary = train(task, cfg, tcfg, Path(args.out), resume=args.resume, device=args.device,
                     time_budget_min=args.time_budget_min, max_steps=args.max_steps, shard_mb=args.shard_mb)
     print(json.dumps(summary))
     return 0
+
+
+def _warm_start(module, path: str) -> None:
+    from engine.io.checkpoint import CheckpointError, load_into, load_weights
+
+    try:
+        _, state, _ = load_weights(path)
+        own = module.state_dict()
+        load_into(module, {k: v for k, v in state.items() if k in own}, Path(path).name)
+    except CheckpointError as e:
+        raise UserError(str(e)) from None
+
+
+def _pack(args):
+    from engine.train.pack import Pack, PackError
+
+    if not args.pack:
+        raise UserError("--pack is required")
+    try:
+        return Pack(args.pack)
+    except PackError as e:
+        raise UserError(str(e)) from None
 
 
 def _vae_task(cfg, tcfg, pack, workers):
@@ -63,35 +87,48 @@ def _vae_task(cfg, tcfg, pack, workers):
     return VAETask(cfg, tcfg, load_clips(pack, clips, cfg.vae.resolution, with_audio=False, workers=workers))
 
 
-def _generator_task(cfg, tcfg, pack, args):
+def _generator_task(cfg, tcfg, args):
+    from engine.io.checkpoint import CheckpointError
+    from engine.train import latent_cache
+    from engine.train.gen_task import GeneratorTask
+
+    try:
+        if args.latents:
+            vcfg, cached, scale = latent_cache.load(Path(args.latents))
+            vae_state = None
+        elif args.vae:
+            vcfg, cached, scale, vae_state = _build_cache(args)
+        else:
+            raise UserError("generator training needs --vae (with --pack) or --latents")
+    except (CheckpointError, ValueError) as e:
+        raise UserError(str(e).splitlines()[0]) from None
+    cfg = dataclasses.replace(cfg, vae=vcfg.vae)
+    if not cached:
+        raise UserError("no clips with usable audio")
+    return cfg, GeneratorTask(cfg, tcfg, cached, scale, vae_state)
+
+
+def _build_cache(args):
     import torch
 
     from engine.device import default_dtype
-    from engine.io.checkpoint import CheckpointError, load_into, load_weights
+    from engine.train import latent_cache
     from engine.train.data import load_clips
-    from engine.train.gen_task import GeneratorTask, cache_latents, scale_latents
     from engine.train.loop import dist_setup
-    from engine.vae.model import CausalVAE
 
-    if not args.vae:
-        raise UserError("generator training needs --vae (the VAE run's vae.safetensors)")
-    try:
-        vcfg, state, _ = load_weights(args.vae)
-        vae = CausalVAE(vcfg.vae)
-        load_into(vae, state, Path(args.vae).name, prefix="vae.")
-    except CheckpointError as e:
-        raise UserError(str(e)) from None
-    cfg = dataclasses.replace(cfg, vae=vcfg.vae)
+    pack = _pack(args)
+    vcfg, vae = latent_cache.load_vae(args.vae)
     clips = pack.clips("train", audio=True)
-    if not clips:
-        raise UserError(f"{pack.root}: no training clips with usable audio")
     _, _, dev = dist_setup(args.device)
     dtype = default_dtype(dev)
     vae = vae.to(dev, dtype).eval().requires_grad_(False)
-    cached = cache_latents(vae, load_clips(pack, clips, cfg.vae.resolution, True, args.workers), dev, dtype)
-    scale_latents(cached, vae)
+    cached = latent_cache.build(vae, load_clips(pack, clips, vcfg.vae.resolution, True, args.workers), dev, dtype)
+    scale = float(vae.latent_scale)
+    if args.save_latents:
+        shard = int(args.shard_mb * 2**20) if args.shard_mb else None
+        latent_cache.save(Path(args.save_latents), cached, vcfg, scale, shard)
     vae_state = {f"vae.{k}": v.detach().float().cpu() for k, v in vae.state_dict().items()}
     del vae
     if dev.type == "cuda":
         torch.cuda.empty_cache()
-    return cfg, GeneratorTask(cfg, tcfg, cached, vae_state)
+    return vcfg, cached, scale, vae_state

@@ -25,7 +25,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from engine.config import FPS, SAMPLE_RATE, RuntimeConfig
-from engine.runtime.resample import StreamResampler
+from engine.audio.resample import StreamResampler
 from engine.runtime.ringbuffer import AudioRing, PushLog, RingUnderflow, frame_to_sample
 from engine.runtime.sinks import CallbackSink, FileSink, FrameSink, NullSink
 from engine.runtime.timing import RateMeter, StageTimes, Stats, percentile_ms
@@ -120,6 +120,12 @@ class _Channel:
         self.last = item.frame
         self.frames_out += 1
 
+    def period(self, base: float, target_depth: int) -> float:
+        """Seconds to the next tick. Arrival and output run at the same 25 fps, so every late block
+        (a held tick) would otherwise add 40 ms of latency for good; while more than a block is
+        queued, play 25% faster until the backlog is gone (smoother than dropping frames)."""
+        return base * 0.8 if len(self.queue) > target_depth else base
+
     def tick(self) -> bool:
         """One 25 fps output tick: show the next frame, or re-show the last one on underrun.
 
@@ -149,7 +155,8 @@ class Runner:
         self.push_log = PushLog()
         self.times = StageTimes()
         # a whole block arrives at once: the queue must hold one, or every block would drop frames
-        maxlen = max(self.cfg.queue_frames, 2 * int(getattr(session, "frames_per_block", 1)))
+        self._block = int(getattr(session, "frames_per_block", 1))
+        maxlen = max(self.cfg.queue_frames, 2 * self._block)
         self._channels = [_Channel(s, maxlen, clock, self.times, i == 0) for i, s in enumerate(sinks)]
         self._push_lock = threading.Lock()
         self._resampler: StreamResampler | None = None
@@ -194,7 +201,7 @@ class Runner:
 
     def _resample(self, x: np.ndarray, sr: int) -> np.ndarray:
         r = self._resampler
-        if r is not None and r.src * SAMPLE_RATE != sr * r.dst:  # rate changed: finish the old one
+        if r is not None and r.src_rate != sr:  # rate changed: finish the old one
             self.ring.write(r.flush())
             r = self._resampler = None
         if sr == SAMPLE_RATE and r is None:
@@ -330,7 +337,10 @@ class Runner:
     def _run(self, fn: Callable[[], list]) -> None:
         t0 = time.perf_counter()
         frames = fn()
-        self._engine_busy += time.perf_counter() - t0
+        wall = time.perf_counter() - t0
+        self._engine_busy += wall
+        if frames:
+            self.times.add("step", wall)  # wall time of a step that ran blocks (vs. device stage times)
         self._engine_frames += len(frames)
         self.times.add_all(dict(getattr(self.session, "timings", {}) or {}))
         for frame in frames:
@@ -380,7 +390,7 @@ class Runner:
                 continue
             if not ch.tick():
                 return
-            next_t += period
+            next_t += ch.period(period, self._block)
             if self.clock() - next_t > period:  # the sink was slow: re-anchor instead of bursting
                 next_t = self.clock() + period
 

@@ -16,7 +16,7 @@ from engine.audio.encoder import latent_frames_for, latent_video_frames, mel_spa
 from engine.bundle import AvacastModel
 from engine.config import FPS, SAMPLE_RATE, TEMPORAL_DOWN, EngineConfig, SamplerConfig
 from engine.flow.sampler import cfg_combine, euler_step, schedule
-from engine.io.media import StreamResampler
+from engine.audio.resample import StreamResampler
 from engine.nn.conv import StreamState
 
 SAMPLES_PER_FRAME = SAMPLE_RATE // FPS

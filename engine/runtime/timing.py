@@ -2,7 +2,8 @@
 
 Stages: audio_wait (engine thread waiting for the mic), features / denoise / decode (from
 `Session.timings`, which the session measures with CUDA events on CUDA, perf_counter on CPU), queue
-(frame produced -> taken by the output), output (time inside `sink.put`). Every window here is
+(frame produced -> taken by the output), output (time inside `sink.put`); step is the wall time
+of a `step()` that ran blocks (host overhead shows as step > features + denoise + decode). Every window here is
 bounded so hours of streaming keep memory flat.
 """
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-STAGES = ("audio_wait", "features", "denoise", "decode", "queue", "output")
+STAGES = ("audio_wait", "features", "denoise", "decode", "step", "queue", "output")
 
 
 @dataclass(frozen=True)

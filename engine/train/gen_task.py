@@ -64,9 +64,13 @@ class GeneratorStep(nn.Module):
 class GeneratorTask:
     name = "generator"
 
-    def __init__(self, cfg: EngineConfig, tcfg: TrainConfig, cached: list[dict], vae_state: dict[str, torch.Tensor]):
+    def __init__(self, cfg: EngineConfig, tcfg: TrainConfig, cached: list[dict], latent_scale: float,
+                 vae_state: dict[str, torch.Tensor] | None = None):
         self.cfg, self.tcfg = cfg, tcfg
-        self.vae_state = vae_state  # shipped with the export, unchanged
+        # Shipped with the export, unchanged; without it the export holds audio + DiT + the latent scale
+        # and `avacast release` joins it to a VAE.
+        self.vae_state = dict(vae_state or {})
+        self.vae_state["vae.latent_scale"] = torch.tensor(latent_scale)
         self.n_lat = tcfg.blocks * cfg.dit.block_frames
         longest = max(c["latents"].shape[1] for c in cached)
         self.n_lat = min(self.n_lat, longest - longest % cfg.dit.block_frames)
@@ -110,7 +114,7 @@ class GeneratorTask:
 
 def scale_latents(cached: list[dict], vae: CausalVAE) -> float:
     """Set vae.latent_scale so cached latents have unit std; scales the cache in place."""
-    std = torch.cat([c["latents"].flatten() for c in cached]).std().item()
+    std = torch.cat([c["latents"].flatten() for c in cached]).std().item()  # raw posterior means
     scale = 1.0 / max(std, 1e-6)
     vae.latent_scale.fill_(scale)
     for c in cached:

@@ -89,7 +89,7 @@ def train(task, cfg: EngineConfig, tcfg: TrainConfig, run_dir: Path, *, resume: 
             if step % tcfg.log_every == 0 and writer is not None:
                 rate = (step - first_step) / max(1e-9, time.monotonic() - t_log)
                 mem = torch.cuda.max_memory_allocated(dev) / 2**30 if dev.type == "cuda" else 0.0
-                row = {"step": step, "loss": float(loss), "lr": lr_at(tcfg, step), "grad_norm": float(gnorm),
+                row = {"step": step, "loss": float(loss.detach()), "lr": lr_at(tcfg, step), "grad_norm": float(gnorm),
                        "steps_per_s": rate, "gpu_mem_gib": mem, **{k: float(v) for k, v in logs.items()}}
                 if logf.tell() == 0:
                     writer.writerow(row.keys())
@@ -105,7 +105,7 @@ def train(task, cfg: EngineConfig, tcfg: TrainConfig, run_dir: Path, *, resume: 
     if rank == 0:
         save_train_state(run_dir / CKPT, cfg, tcfg, step, module, ema, opt, shard)
         save_weights(run_dir / f"{task.name}.safetensors", task.export(ema.shadow), cfg, kind=task.name,
-                     shard_bytes=shard, extra={"step": str(step)})
+                     shard_bytes=shard, dtype=torch.bfloat16, extra={"step": str(step)})
     if world > 1:
         dist.barrier()
     return {"step": step, "steps_run": step - first_step, "last_loss": losses[-1] if losses else None,

@@ -48,6 +48,8 @@ def virtual_mic(tmp_path, monkeypatch):
         _run(["pactl", "load-module", "module-pipe-source", "source_name=vmic", f"file={fifo}",
               "format=s16le", f"rate={RATE}", "channels=1"], env)
         _run(["pactl", "set-default-source", "vmic"], env)
+        _run(["pactl", "load-module", "module-null-sink", "sink_name=cable"], env)  # a virtual cable
+        _run(["pactl", "set-default-sink", "cable"], env)
     except (subprocess.SubprocessError, OSError) as exc:
         _kill_pulse(runtime, env)
         pytest.skip(f"could not start a user-space PulseAudio: {exc}")
@@ -121,6 +123,8 @@ def test_spoken_audio_through_pulseaudio_reaches_engine_and_camera(
     w.settings.audio.use_file = False
     w.settings.audio.input_device = "pulse"
     w.settings.output.vcam_enabled = True
+    w.settings.output.passthrough_enabled = True  # delayed voice to the virtual cable
+    w.settings.output.passthrough_device = "pulse"
     w.avatar_panel.add_files([str(face_png)])
     energy = {"in": 0.0, "samples": 0}
     real_open = w.bridge.engine.open_session
@@ -147,6 +151,11 @@ def test_spoken_audio_through_pulseaudio_reaches_engine_and_camera(
         assert not writer.is_alive(), "FIFO writer stalled"
         qtbot.wait(1500)  # the last blocks: pipeline latency
         stats = w.bridge.runner.stats()
+        passthrough = w.outputs.passthrough
+        assert passthrough is not None, (w.outputs.passthrough_error, w.settings.output, w.messages.label.text())
+        line = passthrough.delay_line
+        assert line._write >= 0.8 * seconds * line.sample_rate  # the mic fed the delay line
+        assert abs(line.delay_s * 1000 - stats.latency_p50_ms) < 200  # follows measured latency
     finally:
         stop.set()
         w.stop()

@@ -3,7 +3,7 @@ import threading
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 
 from app import paths
@@ -26,8 +26,9 @@ def make_window(qtbot, tiny_engine_factory):
         qtbot.addWidget(w)
         w.show()
         windows.append(w)
-        qtbot.waitUntil(lambda: w.bridge.engine is not None or w.messages.isVisible(),
-                        timeout=60_000)
+        # ready as the user sees it: the engine_ready signal has reached the window
+        qtbot.waitUntil(lambda: w.engine_panel.model_status.text().startswith("Loaded")
+                        or w.messages.isVisible(), timeout=60_000)
         return w
     yield make
     for w in windows:

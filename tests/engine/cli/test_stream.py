@@ -19,7 +19,7 @@ def test_stream_audio_file_to_mp4_writes_every_frame_with_audio(speech_wav, tmp_
     out = tmp_path / "out.mp4"
     rc = main(["stream", "--audio-file", str(speech_wav(1.0)), "--sink", f"file:{out}", "--sink", "null", *TINY])
     assert rc == 0
-    assert video_frames(out) == (25, (64, 64), True)
+    assert video_frames(out) == (25, (32, 32), True)
     assert "final: fps" in capsys.readouterr().out
 
 

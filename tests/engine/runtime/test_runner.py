@@ -239,6 +239,34 @@ def test_output_tick_shows_next_frame_or_holds_with_a_manual_clock():
     assert not ch.tick() and ch.held == 1
 
 
+def test_output_plays_faster_only_while_more_than_a_block_is_queued():
+    ch = _Channel(Collect(), 16, lambda: 0.0, StageTimes(), primary=True)
+    for i in range(5):
+        ch.queue.put(_Item(object(), None, 0.0))
+    assert ch.period(0.04, 4) < 0.04  # a late block left a backlog: catch up
+    ch.queue.pop()
+    assert ch.period(0.04, 4) == 0.04  # one block or less queued: normal 25 fps
+
+
+def test_live_latency_does_not_ratchet_up_after_a_late_block():
+    # one block is late (a hiccup); afterwards the output must come back to its normal delay
+    class Hiccup(FakeSession):
+        def _block(self):
+            if self.blocks == 3:
+                time.sleep(0.3)
+            return super()._block()
+
+    r = Runner(Hiccup(), [NullSink()], realtime=True)
+    r.start()
+    audio, t0 = speech(3.0), time.monotonic()
+    for k, i in enumerate(range(0, len(audio), 320)):
+        r.push_audio(audio[i:i + 320], 16000)
+        time.sleep(max(0.0, t0 + (k + 1) * 0.02 - time.monotonic()))
+    late = list(r._channels[0].latency)[-10:]
+    r.stop()
+    assert max(late) < 0.3  # block (160 ms) + look-ahead + one tick; without catch-up: > 0.45 s
+
+
 def test_frame_queue_counts_drops_and_reports_finished():
     q = FrameQueue(2)
     for i in range(5):

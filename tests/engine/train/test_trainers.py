@@ -85,3 +85,27 @@ def test_generator_trains_and_exports_a_loadable_model(pack, tmp_path, capsys):
 def test_generator_needs_a_vae(pack, tmp_path, capsys):
     assert train(pack, tmp_path / "g", "generator", 1) == 2
     assert "--vae" in capsys.readouterr().err
+
+
+def test_latent_cache_release_and_warm_start(pack, tmp_path, capsys):
+    """The GPU-slot path: cache latents once, train the generator from the cache alone, join with the
+    VAE into a release, and warm-start a new run from exported weights."""
+    assert train(pack, tmp_path / "vae", "vae", 2) == 0
+    cache = tmp_path / "latents.safetensors"
+    assert train(pack, tmp_path / "g0", "generator", 0, "--vae", str(tmp_path / "vae/vae.safetensors"),
+                 "--save-latents", str(cache)) == 0
+    assert main(["train", "generator", "--preset", "tiny", "--latents", str(cache), "--out", str(tmp_path / "g"),
+                 "--device", "cpu", "--max-steps", "2", "--batch", "2"]) == 0
+    out = tmp_path / "model.safetensors"
+    assert main(["release", "--vae", str(tmp_path / "vae/vae.safetensors"), "--generator",
+                 str(tmp_path / "g/generator.safetensors"), "--out", str(out), "--shard-mb", "1"]) == 0
+    assert "wrote" in capsys.readouterr().out
+    from engine.api import load_engine
+    engine = load_engine(weights=out, device="cpu")
+    g_state = load_weights(tmp_path / "g/generator.safetensors")[1]
+    torch.testing.assert_close(engine.model.dit.null_audio, g_state["dit.null_audio"].float())
+    assert engine.model.vae.latent_scale.item() == pytest.approx(g_state["vae.latent_scale"].item(), rel=1e-2)
+    assert train(pack, tmp_path / "vae2", "vae", 0, "--init", str(tmp_path / "vae/vae.safetensors")) == 0
+    a = load_weights(tmp_path / "vae/vae.safetensors")[1]
+    b = load_weights(tmp_path / "vae2/vae.safetensors")[1]
+    torch.testing.assert_close(a["vae.e1_in.conv.weight"], b["vae.e1_in.conv.weight"])

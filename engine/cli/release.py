@@ -1,0 +1,39 @@
+"""`avacast release`: join a VAE export and a generator export into one shippable model file (bf16,
+size-capped shards), checked by loading it."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from engine.cli import UserError
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("release", help="join trained VAE + generator weights into one model file")
+    p.add_argument("--vae", required=True, help="vae.safetensors of a VAE run (or any full model)")
+    p.add_argument("--generator", required=True, help="generator.safetensors of a generator run")
+    p.add_argument("--out", required=True, help="output .safetensors (shards NAME-0000i-of-0000N)")
+    p.add_argument("--shard-mb", type=float, default=15.0)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from engine.api import load_engine
+    from engine.io.checkpoint import CheckpointError, load_weights, save_weights
+
+    try:
+        vcfg, vstate, _ = load_weights(args.vae)
+        gcfg, gstate, gmeta = load_weights(args.generator)
+        if vcfg.vae != gcfg.vae:
+            raise UserError("the generator was trained on latents of a different VAE architecture")
+        state = {k: v for k, v in vstate.items() if k.startswith("vae.")}
+        state.update({k: v for k, v in gstate.items() if not k.startswith("vae.") or k == "vae.latent_scale"})
+        out = Path(args.out)
+        files = save_weights(out, state, gcfg, kind="model", shard_bytes=int(args.shard_mb * 2**20),
+                             dtype=torch.bfloat16, extra={"generator_step": gmeta.get("step", "?")})
+        load_engine(weights=files[0], device="cpu")  # fails loudly if anything is missing
+    except CheckpointError as e:
+        raise UserError(str(e)) from None
+    print(f"wrote {len(files)} file(s): " + ", ".join(f"{f.name} ({f.stat().st_size / 2**20:.1f} MiB)" for f in files))
+    return 0

@@ -1,0 +1,63 @@
+"""Generator training data without video decoding: VAE latents (posterior means, scaled to unit std),
+reference-frame latents and int16 audio per clip, in one safetensors file (or size-capped shards).
+
+Built once per (VAE, pack) on the GPU; a few tens of MB for our data, so it travels to a GPU slot
+where the pack and a video decoder would not fit (issue 3 item 5)."""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import torch
+
+from engine.config import EngineConfig
+from engine.io.checkpoint import load_weights, save_weights
+from engine.train.data import ClipData
+from engine.train.gen_task import cache_latents, scale_latents
+from engine.vae.model import CausalVAE
+
+log = logging.getLogger(__name__)
+
+
+def build(vae: CausalVAE, clips: list[ClipData], device: torch.device, dtype: torch.dtype) -> list[dict]:
+    """Encode clips and set vae.latent_scale -> [{"id", "latents" [C,T,h,w], "refs" [K,C,h,w], "audio"}]."""
+    cached = cache_latents(vae, clips, device, dtype)
+    scale_latents(cached, vae)
+    for c, d in zip(cached, clips):
+        c["id"] = d.clip.id
+    return cached
+
+
+def save(path: Path, cached: list[dict], cfg: EngineConfig, latent_scale: float,
+         shard_bytes: int | None = None) -> list[Path]:
+    tensors: dict[str, torch.Tensor] = {}
+    for c in cached:
+        tensors[f"{c['id']}.latents"] = c["latents"].to(torch.bfloat16)
+        tensors[f"{c['id']}.refs"] = c["refs"].to(torch.bfloat16)
+        pcm = (c["audio"].float().clamp(-1, 1) * 32767).round().to(torch.int16)
+        tensors[f"{c['id']}.audio"] = pcm
+    extra = {"clips": json.dumps([c["id"] for c in cached]), "latent_scale": repr(latent_scale)}
+    return save_weights(path, tensors, cfg, kind="latent_cache", shard_bytes=shard_bytes, extra=extra)
+
+
+def load(path: Path) -> tuple[EngineConfig, list[dict], float]:
+    cfg, state, meta = load_weights(path)
+    if meta.get("avacast_kind") != "latent_cache":
+        raise ValueError(f"{Path(path).name}: not a latent cache")
+    out = []
+    for cid in json.loads(meta["clips"]):
+        out.append({"id": cid, "latents": state[f"{cid}.latents"].float(), "refs": state[f"{cid}.refs"].float(),
+                    "audio": state[f"{cid}.audio"].float() / 32767})
+    return cfg, out, float(meta["latent_scale"])
+
+
+def load_vae(path: str | Path) -> tuple[EngineConfig, CausalVAE]:
+    """The VAE of a VAE export or of a full model file."""
+    from engine.io.checkpoint import load_into
+
+    cfg, state, _ = load_weights(path)
+    vae = CausalVAE(cfg.vae)
+    load_into(vae, state, Path(path).name, prefix="vae.")
+    return cfg, vae
+
