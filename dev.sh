@@ -10,7 +10,7 @@ VENV=${AVACAST_VENV:-.venv}
 APT_PACKAGES=(libportaudio2 libasound2-plugins pulseaudio pulseaudio-utils espeak-ng xvfb xauth
   libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 libdbus-1-3 libglib2.0-0
   libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0 libxcb-xinerama0
-  libxcb-xkb1 libxcb-shape0 libxcb-randr0 nsis p7zip-full)
+  libxcb-xkb1 libxcb-shape0 libxcb-randr0 nsis p7zip-full desktop-file-utils)
 
 install_system() {
   local missing=()
