@@ -1,0 +1,105 @@
+"""`avacast eval`: VAE reconstruction and generation quality on a pack's held-out clips (issue 3 item 4).
+
+    avacast eval --weights W.safetensors --pack PACK --split val --out report.json
+    avacast eval --weights M.safetensors --pack PACK --long-audio speech.wav --long-seconds 60 --out r.json
+
+Prints a markdown table (paste into resources/MODEL_CARD.md) and writes the full report, per-clip rows
+included, as JSON.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from engine.cli import UserError
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("eval", help="measure VAE reconstruction and generation quality on a pack",
+                       description=__doc__.split("\n\n")[0])
+    p.add_argument("--weights", required=True, help="model, generator or VAE export (.safetensors; first shard)")
+    p.add_argument("--pack", required=True, help="pack written by `avacast prepare`")
+    p.add_argument("--split", default="val", choices=["train", "val"])
+    p.add_argument("--max-clips", type=int, metavar="N", help="evaluate at most N clips (each part)")
+    p.add_argument("--seconds", type=float, default=10.0, metavar="S",
+                   help="seconds of each clip used: VAE windows tile them, generation renders them (default 10)")
+    p.add_argument("--window", type=int, default=33, metavar="F", help="VAE window in frames, 4k+1 (default 33)")
+    p.add_argument("--long-audio", metavar="FILE", help="speech for a long render from one portrait (drift)")
+    p.add_argument("--long-seconds", type=float, default=60.0, metavar="S", help="length of the long render")
+    p.add_argument("--portrait", metavar="IMG", help="portrait for the long render (default: first eval clip's "
+                   "first frame)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
+    p.add_argument("--out", required=True, help="report .json")
+
+
+def run(args: argparse.Namespace) -> int:
+    from engine.io.checkpoint import CheckpointError
+    from engine.io.media import MediaError, read_audio, read_image
+    from engine.train.evaluate import EvalConfig, evaluate, json_ready
+    from engine.train.pack import Pack, PackError
+
+    out = Path(args.out)
+    if out.suffix.lower() != ".json":
+        raise UserError(f"{out}: the report must be a .json file")
+    try:
+        cfg = EvalConfig(split=args.split, max_clips=args.max_clips, seconds=args.seconds, window=args.window,
+                         seed=args.seed, long_seconds=args.long_seconds)
+        pack = Pack(args.pack)
+        long_audio = read_audio(args.long_audio) if args.long_audio else None
+        portrait = read_image(args.portrait) if args.portrait else None
+    except (PackError, MediaError, ValueError) as e:
+        raise UserError(str(e).splitlines()[0]) from None
+    try:
+        report = evaluate(args.weights, pack, cfg, args.device, long_audio, portrait,
+                          progress=lambda s: print(s, file=sys.stderr))
+    except (CheckpointError, PackError, MediaError, RuntimeError, ValueError) as e:
+        raise UserError(str(e).splitlines()[0]) from None
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(json_ready(report), indent=1))
+    except OSError as e:
+        raise UserError(f"{out}: cannot write ({e.strerror})") from None
+    print(markdown(report))
+    print(f"\nwrote {out}")
+    return 0
+
+
+def _f(x, fmt: str = ".3f") -> str:
+    return "n/a" if x is None or x != x else format(x, fmt)
+
+
+def markdown(report: dict) -> str:
+    """The report as markdown tables (VAE, generation, long render) plus its notes."""
+    v = report["vae"]["mean"]
+    counts = report["config"]["ref_counts"]
+    n = len(report["vae"]["clips"])
+    lines = [f"Eval of `{Path(report['weights']).name}` ({report['kind']}) on {report['split']} split of "
+             f"`{Path(report['pack']).name}`, {report['resolution']}², {n} clips, "
+             f"{int(sum(r['windows'] for r in report['vae']['clips']))} windows of "
+             f"{report['config']['window']} frames",
+             "", "| VAE references | PSNR (dB) | SSIM |", "|---|---|---|"]
+    lines += [f"| {k} | {_f(v.get(f'psnr_{k}'), '.2f')} | {_f(v.get(f'ssim_{k}'))} |" for k in counts]
+    g = report.get("generation")
+    if g:
+        m = g["mean"]
+        lines += ["", f"Generation ({len(g['clips'])} clips, mouth opening by "
+                      f"{report.get('mouth_opening_method')})", "",
+                  "| metric | generated | real |", "|---|---|---|",
+                  f"| lip-sync score (corr., lag ±2) | {_f(m['gen_lipsync'])} | {_f(m['real_lipsync'])} |",
+                  f"| lip-sync generated / real | {_f(m.get('lipsync_ratio_of_means'), '.0%')} | |",
+                  f"| mouth opening in silence (÷ speech) | {_f(m['gen_silence_opening'])} | "
+                  f"{_f(m['real_silence_opening'])} |",
+                  f"| frame-to-frame change (stability) | {_f(m['gen_stability'], '.4f')} | "
+                  f"{_f(m['real_stability'], '.4f')} |"]
+    lg = report.get("long")
+    if lg:
+        lines += ["", f"Long render ({lg['seconds']:g} s), first vs last {lg['span_s']:g} s", "",
+                  "| metric | first | last |", "|---|---|---|",
+                  f"| frame-to-frame change | {_f(lg['stability_first'], '.4f')} | {_f(lg['stability_last'], '.4f')} |",
+                  f"| distance to portrait | {_f(lg['to_portrait_first'], '.4f')} | "
+                  f"{_f(lg['to_portrait_last'], '.4f')} |"]
+    lines += [f"\nNote: {s}" for s in report.get("notes", [])]
+    return "\n".join(lines)

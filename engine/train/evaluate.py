@@ -1,0 +1,266 @@
+"""Model evaluation on a pack's held-out clips (issue 3 item 4; the numbers for resources/MODEL_CARD.md).
+
+- VAE: reconstruction PSNR/SSIM of clip windows (4k+1 frames at the model's resolution) with 0, 1 and 3
+  references taken from elsewhere in the same clip (frames outside the window, so the VAE cannot copy).
+- Generation (full model files only): each clip with usable audio is rendered through the streaming
+  session from its first frame and its own audio; lip-sync score, mouth opening in silence and
+  frame-to-frame stability are measured on the render and, with the same functions, on the real clip.
+- Long render: one portrait driven by a speech file looped to N seconds; stability and distance to the
+  portrait in the first vs the last 10 s show drift.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from engine.config import FPS, SAMPLE_RATE
+from engine.train import lipsync
+from engine.train.losses import psnr, ssim
+
+log = logging.getLogger(__name__)
+FULL_KINDS = ("model", "generator")  # weights files with VAE + DiT + audio encoder
+DRIFT_SPAN_S = 10.0
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    split: str = "val"
+    max_clips: int | None = None  # per part (VAE clips, generation clips)
+    seconds: float = 10.0  # span of each clip used: VAE windows tile it, generation renders it
+    window: int = 33  # VAE window in video frames, 4k+1
+    ref_counts: tuple[int, ...] = (0, 1, 3)
+    seed: int = 0
+    long_seconds: float = 60.0
+
+    def __post_init__(self) -> None:
+        if self.window < 1 or (self.window - 1) % 4:
+            raise ValueError(f"window must be 4k+1 frames (e.g. 33), got {self.window}")
+        if self.seconds <= 0 or self.long_seconds <= 0:
+            raise ValueError("seconds must be positive")
+        if self.max_clips is not None and self.max_clips < 1:
+            raise ValueError("max_clips must be at least 1")
+
+
+# --- loading ------------------------------------------------------------------------------
+def weights_kind(path: str | Path) -> str:
+    """The `avacast_kind` of a weights file (first shard's metadata), without loading tensors."""
+    from safetensors import safe_open
+
+    from engine.io.checkpoint import META_KIND, CheckpointError, shard_files
+
+    f = shard_files(path)[0]
+    try:
+        with safe_open(str(f), framework="pt") as h:
+            return (h.metadata() or {}).get(META_KIND, "")
+    except Exception as e:  # safetensors raises its own error types for a non-safetensors file
+        raise CheckpointError(f"{f.name}: not a readable safetensors file ({str(e).splitlines()[0]})") from None
+
+
+def load_for_eval(weights: str | Path, device: str = "auto"):
+    """-> (kind, vae, engine or None). A VAE export gives only its VAE; a full model gives an Engine."""
+    from engine import device as dev
+    from engine.api import load_engine
+    from engine.io.checkpoint import CheckpointError
+    from engine.train.latent_cache import load_vae
+
+    kind = weights_kind(weights)
+    if kind in FULL_KINDS:
+        engine = load_engine(weights=weights, device=device)
+        return kind, engine.model.vae, engine
+    if kind != "vae":
+        raise CheckpointError(f"{Path(weights).name}: a {kind or 'unknown'!s} file; eval needs a model, "
+                              "generator or VAE export")
+    _, vae = load_vae(weights)
+    torch_device = dev.pick_device(device)
+    dev.configure(torch_device)
+    vae = vae.to(torch_device, dev.default_dtype(torch_device)).eval().requires_grad_(False)
+    return kind, vae, None
+
+
+# --- VAE reconstruction -----------------------------------------------------------------------
+def window_starts(n_frames: int, window: int, span: int) -> list[int]:
+    """Starts of back-to-back windows inside the first `span` frames (at least one if the clip holds one)."""
+    last = min(n_frames, max(span, window)) - window
+    return list(range(0, last + 1, window))
+
+
+def reference_indices(n_frames: int, start: int, window: int, k: int) -> list[int]:
+    """k frames evenly spread over the clip outside [start, start+window) (inside only if nothing is outside)."""
+    if k == 0:
+        return []
+    outside = [i for i in range(n_frames) if not start <= i < start + window] or list(range(n_frames))
+    return [outside[int(j)] for j in np.linspace(0, len(outside) - 1, k).round()]
+
+
+def _to_video(frames: np.ndarray, device, dtype) -> torch.Tensor:
+    """[F,H,W,3] uint8 -> [1,3,F,H,W] in [-1,1]."""
+    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(3, 0, 1, 2)[None]
+    return (x.float() / 127.5 - 1.0).to(device, dtype)
+
+
+@torch.inference_mode()
+def vae_window(vae, frames: np.ndarray, start: int, window: int, ref_counts=(0, 1, 3)) -> dict[int, dict]:
+    """Reconstruct frames[start:start+window] of a clip [F,H,W,3] with each reference count ->
+    {k: {"psnr", "ssim"}}. The posterior mean is decoded (what the generator is trained to produce)."""
+    p = next(vae.parameters())
+    video = _to_video(frames[start:start + window], p.device, p.dtype)  # [1,3,F,H,W]
+    mean, _ = vae.encode(video)
+    target = video[0].transpose(0, 1).float()  # [F,3,H,W]
+    out = {}
+    for k in ref_counts:
+        idx = reference_indices(len(frames), start, window, k)
+        refs = _to_video(frames[idx], p.device, p.dtype).transpose(1, 2) if idx else \
+            video.new_zeros(1, 0, *video.shape[1:2], *video.shape[3:])  # [1,R,3,H,W]
+        recon = vae.decode(mean, vae.ref_features(refs))[0].transpose(0, 1).float()  # [F,3,H,W]
+        out[k] = {"psnr": float(psnr(recon, target)), "ssim": float(ssim(recon.clamp(-1, 1), target))}
+    return out
+
+
+def vae_clip(vae, frames: np.ndarray, cfg: EvalConfig) -> dict:
+    """Mean PSNR/SSIM over the windows of one clip -> {"windows", "psnr_<k>", "ssim_<k>"}."""
+    window = min(cfg.window, 4 * ((len(frames) - 1) // 4) + 1)
+    starts = window_starts(len(frames), window, int(round(cfg.seconds * FPS)))
+    per = [vae_window(vae, frames, s, window, cfg.ref_counts) for s in starts]
+    row: dict = {"windows": len(starts), "window_frames": window}
+    for k in cfg.ref_counts:
+        row[f"psnr_{k}"] = float(np.mean([w[k]["psnr"] for w in per]))
+        row[f"ssim_{k}"] = float(np.mean([w[k]["ssim"] for w in per]))
+    return row
+
+
+# --- generation ---------------------------------------------------------------------------------
+def score_pair(frames: np.ndarray, audio: np.ndarray, method: str = "auto") -> dict:
+    """Lip-sync and steadiness of a talking clip: frames [F,H,W,3] uint8 with its 16 kHz audio ->
+    {"lipsync", "lag", "silence_opening", "stability"} (see engine.train.lipsync)."""
+    frames = np.asarray(frames)
+    env = lipsync.speech_envelope(audio, len(frames))
+    opening = lipsync.mouth_opening(frames, method)
+    corr, lag = lipsync.lipsync_score(opening, env)
+    return {"lipsync": corr, "lag": lag, "silence_opening": lipsync.silence_opening(opening, env),
+            "stability": lipsync.stability(frames)}
+
+
+def render(engine, refs: list[np.ndarray], audio: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Audio through a streaming session (the live path) -> frames [F,H,W,3], F = round(seconds*25)."""
+    session = engine.open_session(refs, seed=seed)
+    session.push_audio(audio.astype(np.float32), SAMPLE_RATE)
+    frames = [f.rgb for f in session.step()] + [f.rgb for f in session.flush()]
+    return np.stack(frames)
+
+
+def generation_clip(engine, frames: np.ndarray, audio: np.ndarray, cfg: EvalConfig, method: str) -> dict:
+    """Render from the clip's first frame and its audio; score the render and the real clip alike."""
+    n = min(len(frames), int(round(cfg.seconds * FPS)))
+    audio = audio[: n * SAMPLE_RATE // FPS]
+    gen = render(engine, [frames[0]], audio, cfg.seed)
+    g, r = score_pair(gen, audio, method), score_pair(frames[:n], audio, method)
+    row = {"frames": n, **{f"gen_{k}": v for k, v in g.items()}, **{f"real_{k}": v for k, v in r.items()}}
+    row["lipsync_ratio"] = g["lipsync"] / r["lipsync"] if r["lipsync"] > 0.05 else None
+    return row
+
+
+def long_render(engine, portrait: np.ndarray, speech: np.ndarray, cfg: EvalConfig) -> dict:
+    """Render `speech` looped to cfg.long_seconds from one portrait; compare the first and last 10 s."""
+    import cv2
+
+    n = int(round(cfg.long_seconds * SAMPLE_RATE))
+    audio = np.tile(speech, math.ceil(n / max(len(speech), 1)))[:n]
+    frames = render(engine, [portrait], audio, cfg.seed)
+    span = int(round(min(DRIFT_SPAN_S, cfg.long_seconds / 2) * FPS))
+    h, w = frames.shape[1:3]
+    ref = cv2.resize(_square(portrait), (w, h), interpolation=cv2.INTER_AREA).astype(np.int16)
+
+    def to_ref(x: np.ndarray) -> float:  # mean |frame - portrait| in [0, 1]: grows if identity drifts
+        return float(np.mean([np.abs(f.astype(np.int16) - ref).mean() for f in x]) / 255)
+
+    first, last = frames[:span], frames[-span:]
+    out = {"seconds": cfg.long_seconds, "span_s": span / FPS,
+           "stability_first": lipsync.stability(first), "stability_last": lipsync.stability(last),
+           "to_portrait_first": to_ref(first), "to_portrait_last": to_ref(last),
+           **{f"all_{k}": v for k, v in score_pair(frames, audio).items()}}
+    out["stability_ratio"] = out["stability_last"] / max(out["stability_first"], 1e-9)
+    return out
+
+
+def _square(img: np.ndarray) -> np.ndarray:
+    h, w = img.shape[:2]
+    s = min(h, w)
+    return img[(h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s]
+
+
+# --- the whole report -----------------------------------------------------------------------------
+def _select(clips: list, n: int | None) -> list:
+    return clips if n is None else clips[:n]
+
+
+def _means(rows: list[dict], skip: tuple[str, ...] = ("id",)) -> dict:
+    keys = [k for k in (rows[0] if rows else {}) if k not in skip]
+    out = {}
+    for k in keys:
+        vals = [r[k] for r in rows if isinstance(r.get(k), (int, float)) and np.isfinite(r[k])]
+        out[k] = float(np.mean(vals)) if vals else None
+    return out
+
+
+def evaluate(weights: str | Path, pack, cfg: EvalConfig, device: str = "auto", long_audio: np.ndarray | None = None,
+             portrait: np.ndarray | None = None, progress: Callable[[str], None] | None = None) -> dict:
+    """Evaluate a weights file on `pack` (an engine.train.pack.Pack) -> the report dict (JSON-ready)."""
+    say = progress or log.info
+    kind, vae, engine = load_for_eval(weights, device)
+    size = vae.cfg.resolution
+    report: dict = {"weights": str(weights), "kind": kind, "pack": str(pack.root), "split": cfg.split,
+                    "resolution": size, "device": str(next(vae.parameters()).device), "notes": [],
+                    "config": {"seconds": cfg.seconds, "window": cfg.window, "ref_counts": list(cfg.ref_counts),
+                               "seed": cfg.seed, "max_clips": cfg.max_clips}}
+    clips = _select(pack.clips(cfg.split), cfg.max_clips)
+    if not clips:
+        raise ValueError(f"{pack.root}: no clips in split {cfg.split!r}")
+    rows = []
+    for i, c in enumerate(clips):
+        say(f"VAE {i + 1}/{len(clips)}: {c.id}")
+        rows.append({"id": c.id, **vae_clip(vae, pack.load_frames(c, size), cfg)})
+    report["vae"] = {"clips": rows, "mean": _means(rows)}
+    report["generation"] = report["long"] = None
+    if engine is None:
+        report["notes"].append(f"{kind} file (VAE only): generation metrics skipped")
+        return report
+    method = lipsync.opening_method()
+    report["mouth_opening_method"] = method
+    gclips = _select(pack.clips(cfg.split, audio=True), cfg.max_clips)
+    if not gclips:
+        report["notes"].append(f"no clips with usable audio in split {cfg.split!r}: generation metrics skipped")
+    grows = []
+    for i, c in enumerate(gclips):
+        say(f"generation {i + 1}/{len(gclips)}: {c.id}")
+        grows.append({"id": c.id, **generation_clip(engine, pack.load_frames(c, size), pack.load_audio(c),
+                                                    cfg, method)})
+    if grows:
+        mean = _means(grows)
+        real = mean.get("real_lipsync")
+        mean["lipsync_ratio_of_means"] = mean["gen_lipsync"] / real if real and real > 0.05 else None
+        report["generation"] = {"clips": grows, "mean": mean}
+    if long_audio is not None:
+        if portrait is None:
+            portrait = pack.load_frames(clips[0], size, 0, 1)[0]
+        say(f"long render: {cfg.long_seconds:g} s")
+        report["long"] = long_render(engine, portrait, long_audio, cfg)
+    return report
+
+
+def json_ready(x):
+    """NaN/inf -> None, numpy scalars -> Python (strict JSON)."""
+    if isinstance(x, dict):
+        return {k: json_ready(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [json_ready(v) for v in x]
+    if isinstance(x, (np.floating, float)):
+        return float(x) if math.isfinite(x) else None
+    if isinstance(x, np.integer):
+        return int(x)
+    return x

@@ -1,0 +1,132 @@
+"""`avacast eval` on a generated pack with tiny random-weights models (issue 3 item 4)."""
+import json
+import math
+
+import numpy as np
+import pytest
+
+from engine.cli import main
+from engine.io import media as M
+from engine.train.prepare import PrepareConfig, prepare
+from tests.engine.train import synth
+
+VAE_KEYS = {f"{m}_{k}" for m in ("psnr", "ssim") for k in (0, 1, 3)}
+
+
+@pytest.fixture(scope="module")
+def pack(tmp_path_factory):
+    src = tmp_path_factory.mktemp("src")
+    for i, name in enumerate(["amy", "bob"]):
+        a = synth.speech(2.0, seed=i, pause=(0.9, 1.4))
+        M.write_video(src / f"{name}.mp4", synth.talking_frames(a, 25, canvas=(240, 200), motion=2),
+                      fps=25, audio=a)
+    out = tmp_path_factory.mktemp("pack")
+    # val_percent=100: every identity held out, so the default --split val has clips
+    prepare([src], out, PrepareConfig(size=32, max_clip_s=2.0, min_clip_s=1.0, val_percent=100), progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    from engine.api import build_model
+    from engine.config import EngineConfig
+    from engine.io.checkpoint import save_weights
+
+    d = tmp_path_factory.mktemp("w")
+    cfg = EngineConfig.tiny()
+    state = build_model(cfg).state_dict()
+    save_weights(d / "model.safetensors", state, cfg, kind="model")
+    save_weights(d / "vae.safetensors", {k: v for k, v in state.items() if k.startswith("vae.")}, cfg, kind="vae",
+                 shard_bytes=40_000)  # sharded like a real export: the first shard's path is given
+    M.write_audio(d / "speech.wav", synth.speech(1.5, seed=7), 16_000)
+    return d
+
+
+def _eval(pack, w, out, *extra):
+    return main(["eval", "--weights", str(w), "--pack", str(pack), "--device", "cpu", "--out", str(out), *extra])
+
+
+def _finite(d: dict, keys) -> bool:
+    return all(d[k] is not None and math.isfinite(d[k]) for k in keys)
+
+
+def test_full_model_gives_vae_and_generation_metrics(pack, weights, tmp_path, capsys):
+    assert _eval(pack, weights / "model.safetensors", tmp_path / "r.json", "--max-clips", "1",
+                 "--seconds", "1.2", "--window", "9") == 0
+    rep = json.loads((tmp_path / "r.json").read_text())
+    assert rep["kind"] == "model" and rep["resolution"] == 32
+    assert VAE_KEYS <= rep["vae"]["mean"].keys() and _finite(rep["vae"]["mean"], VAE_KEYS)
+    assert len(rep["vae"]["clips"]) == 1 and rep["vae"]["clips"][0]["windows"] == 3  # 30 frames / 9
+    gen = rep["generation"]["mean"]
+    assert _finite(gen, ["gen_lipsync", "real_lipsync", "gen_stability", "real_stability"])
+    assert rep["generation"]["clips"][0]["frames"] == 30
+    out = capsys.readouterr().out
+    assert "| VAE references | PSNR (dB) | SSIM |" in out and "lip-sync score" in out
+
+
+def test_long_render_reports_first_and_last_span(pack, weights, tmp_path):
+    assert _eval(pack, weights / "model.safetensors", tmp_path / "r.json", "--max-clips", "1", "--seconds", "0.4",
+                 "--window", "9", "--long-audio", str(weights / "speech.wav"), "--long-seconds", "4") == 0
+    lg = json.loads((tmp_path / "r.json").read_text())["long"]
+    assert lg["seconds"] == 4 and lg["span_s"] == 2  # speech of 1.5 s looped to 4 s; halves compared
+    assert _finite(lg, ["stability_first", "stability_last", "to_portrait_first", "to_portrait_last"])
+
+
+def test_vae_only_file_skips_generation_with_a_note(pack, weights, tmp_path, capsys):
+    first = sorted(weights.glob("vae-*-of-*.safetensors"))[0]
+    assert _eval(pack, first, tmp_path / "r.json", "--max-clips", "1", "--seconds", "0.4", "--window", "9") == 0
+    rep = json.loads((tmp_path / "r.json").read_text())
+    assert rep["kind"] == "vae" and rep["generation"] is None
+    assert _finite(rep["vae"]["mean"], VAE_KEYS)
+    assert any("generation metrics skipped" in n for n in rep["notes"])
+    assert "generation metrics skipped" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("make,expect", [
+    (lambda d: d / "missing.safetensors", "not found"),
+    (lambda d: (d / "junk.safetensors").write_bytes(b"not a file") and d / "junk.safetensors", "safetensors"),
+])
+def test_bad_weights_is_one_line_exit_2(pack, tmp_path, capsys, make, expect):
+    assert _eval(pack, make(tmp_path), tmp_path / "r.json") == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("avacast eval:") and expect in err
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_bad_pack_and_window_are_one_line_errors(pack, weights, tmp_path, capsys):
+    assert _eval(tmp_path, weights / "model.safetensors", tmp_path / "r.json") == 2
+    assert "not a pack" in capsys.readouterr().err
+    assert _eval(pack, weights / "model.safetensors", tmp_path / "r.json", "--window", "10") == 2
+    assert "4k+1" in capsys.readouterr().err
+
+
+def test_lipsync_is_higher_with_own_audio_than_shifted():
+    from engine.train.evaluate import score_pair
+
+    audio = synth.speech(4.0, seed=3)
+    frames = synth.talking_frames(audio, 25)
+    own = score_pair(frames, audio, method="proxy")
+    shifted = score_pair(frames, np.roll(audio, 16_000 // 25 * 12), method="proxy")  # 12 frames (0.48 s) late
+    assert own["lipsync"] > 0.5 and abs(own["lag"]) <= 1
+    assert own["lipsync"] > shifted["lipsync"] + 0.3
+
+
+def test_silence_opening_and_stability_separate_closed_from_babbling():
+    from engine.train.evaluate import score_pair
+
+    audio = synth.speech(4.0, seed=4, pause=(1.5, 3.0))
+    closed = score_pair(synth.talking_frames(audio, 25), audio, method="proxy")
+    babble = score_pair(synth.talking_frames(synth.speech(4.0, seed=5), 25), audio, method="proxy")
+    assert closed["silence_opening"] < 0.3 < babble["silence_opening"]
+    assert 0 < closed["stability"] < 0.05
+
+
+def test_reference_frames_come_from_outside_the_window():
+    from engine.train.evaluate import reference_indices, window_starts
+
+    assert window_starts(100, 33, 250) == [0, 33, 66]
+    assert window_starts(100, 33, 33) == [0]
+    refs = reference_indices(100, 33, 33, 3)
+    assert len(refs) == 3 and all(not 33 <= i < 66 for i in refs) and refs[0] == 0 and refs[-1] == 99
+    assert reference_indices(9, 0, 9, 1) == [0]  # nothing outside: fall back to the clip itself
+    assert reference_indices(100, 0, 33, 0) == []
