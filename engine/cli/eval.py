@@ -78,8 +78,8 @@ def markdown(report: dict) -> str:
     n = len(report["vae"]["clips"])
     lines = [f"Eval of `{Path(report['weights']).name}` ({report['kind']}) on {report['split']} split of "
              f"`{Path(report['pack']).name}`, {report['resolution']}², {n} clips, "
-             f"{int(sum(r['windows'] for r in report['vae']['clips']))} windows of "
-             f"{report['config']['window']} frames",
+             f"{sum(r['windows'] for r in report['vae']['clips'])} windows of "
+             f"{'/'.join(str(w) for w in sorted({r['window_frames'] for r in report['vae']['clips']}))} frames",
              "", "| VAE references | PSNR (dB) | SSIM |", "|---|---|---|"]
     lines += [f"| {k} | {_f(v.get(f'psnr_{k}'), '.2f')} | {_f(v.get(f'ssim_{k}'))} |" for k in counts]
     g = report.get("generation")

@@ -195,8 +195,16 @@ def _square(img: np.ndarray) -> np.ndarray:
 
 
 # --- the whole report -----------------------------------------------------------------------------
-def _select(clips: list, n: int | None) -> list:
-    return clips if n is None else clips[:n]
+def select_clips(clips: list, n: int | None) -> list:
+    """At most n clips, taken round-robin over identities (first clip of each, then second ...), so a
+    small --max-clips still covers many people."""
+    if n is None:
+        return clips
+    by_id: dict[str, list] = {}
+    for c in clips:
+        by_id.setdefault(c.identity, []).append(c)
+    order = sorted(clips, key=lambda c: (by_id[c.identity].index(c), list(by_id).index(c.identity)))
+    return order[:n]
 
 
 def _means(rows: list[dict], skip: tuple[str, ...] = ("id",)) -> dict:
@@ -218,7 +226,7 @@ def evaluate(weights: str | Path, pack, cfg: EvalConfig, device: str = "auto", l
                     "resolution": size, "device": str(next(vae.parameters()).device), "notes": [],
                     "config": {"seconds": cfg.seconds, "window": cfg.window, "ref_counts": list(cfg.ref_counts),
                                "seed": cfg.seed, "max_clips": cfg.max_clips}}
-    clips = _select(pack.clips(cfg.split), cfg.max_clips)
+    clips = select_clips(pack.clips(cfg.split), cfg.max_clips)
     if not clips:
         raise ValueError(f"{pack.root}: no clips in split {cfg.split!r}")
     rows = []
@@ -232,7 +240,7 @@ def evaluate(weights: str | Path, pack, cfg: EvalConfig, device: str = "auto", l
         return report
     method = lipsync.opening_method()
     report["mouth_opening_method"] = method
-    gclips = _select(pack.clips(cfg.split, audio=True), cfg.max_clips)
+    gclips = select_clips(pack.clips(cfg.split, audio=True), cfg.max_clips)
     if not gclips:
         report["notes"].append(f"no clips with usable audio in split {cfg.split!r}: generation metrics skipped")
     grows = []
