@@ -223,7 +223,8 @@ def evaluate(weights: str | Path, pack, cfg: EvalConfig, device: str = "auto", l
     kind, vae, engine = load_for_eval(weights, device)
     size = vae.cfg.resolution
     report: dict = {"weights": str(weights), "kind": kind, "pack": str(pack.root), "split": cfg.split,
-                    "resolution": size, "device": str(next(vae.parameters()).device), "notes": [],
+                    "resolution": size, "device": str(next(vae.parameters()).device),
+                    "dtype": str(next(vae.parameters()).dtype).removeprefix("torch."), "notes": [],
                     "config": {"seconds": cfg.seconds, "window": cfg.window, "ref_counts": list(cfg.ref_counts),
                                "seed": cfg.seed, "max_clips": cfg.max_clips}}
     clips = select_clips(pack.clips(cfg.split), cfg.max_clips)

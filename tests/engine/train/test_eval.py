@@ -42,6 +42,16 @@ def weights(tmp_path_factory):
     return d
 
 
+def _saved(path, kind):
+    import torch
+
+    from engine.config import EngineConfig
+    from engine.io.checkpoint import save_weights
+
+    save_weights(path, {"x": torch.zeros(1)}, EngineConfig.tiny(), kind=kind)
+    return path
+
+
 def _eval(pack, w, out, *extra):
     return main(["eval", "--weights", str(w), "--pack", str(pack), "--device", "cpu", "--out", str(out), *extra])
 
@@ -85,6 +95,7 @@ def test_vae_only_file_skips_generation_with_a_note(pack, weights, tmp_path, cap
 @pytest.mark.parametrize("make,expect", [
     (lambda d: d / "missing.safetensors", "not found"),
     (lambda d: (d / "junk.safetensors").write_bytes(b"not a file") and d / "junk.safetensors", "safetensors"),
+    (lambda d: _saved(d / "cache.safetensors", "latent_cache"), "eval needs a model, generator or VAE export"),
 ])
 def test_bad_weights_is_one_line_exit_2(pack, tmp_path, capsys, make, expect):
     assert _eval(pack, make(tmp_path), tmp_path / "r.json") == 2
