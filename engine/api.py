@@ -43,9 +43,10 @@ def build_model(cfg: EngineConfig, seed: int = 0) -> AvacastModel:
 
 
 def load_engine(cfg: EngineConfig | None = None, weights: str | Path | None = None,
-                device: str = "auto") -> Engine:
+                device: str = "auto", backend: str | None = None) -> Engine:
     """Weights given: their config is used (a different architecture in `cfg` is an error; its sampler is
-    kept). Only cfg: random weights (tests, benchmarks). Neither: the shipped default model."""
+    kept). Only cfg: random weights (tests, benchmarks). Neither: the shipped default model.
+    backend: eager | compile (CUDA graphs; the default on GPUs) | tensorrt (see engine.device)."""
     if weights is None and cfg is None:
         weights = default_weights()
         if weights is None:
@@ -67,6 +68,7 @@ def load_engine(cfg: EngineConfig | None = None, weights: str | Path | None = No
     model = build_model(cfg)
     if state is not None:
         load_into(model, state, Path(weights).name)  # type: ignore[arg-type]
-    model = model.to(torch_device, dtype).eval().requires_grad_(False)
+    model = dev.prepare(model.to(torch_device, dtype).eval().requires_grad_(False),
+                        backend or dev.default_backend(torch_device))
     log.info("engine %s on %s (%s)", cfg.name, dev.device_name(torch_device), dtype)
     return Engine(model, torch_device, dtype, Path(weights) if weights else None)

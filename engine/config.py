@@ -195,7 +195,8 @@ class EngineConfig:
         """The published sizes (512², 768x VAE, 1.0 B DiT, 4-frame blocks, 32-frame window)."""
         return cls(
             name="paper",
-            vae=VAEConfig(resolution=512, latent_channels=64, e1_widths=(128, 256, 512, 1024),
+            # Stage widths are not published; these keep the 512² decoder near 1 TFLOP per frame.
+            vae=VAEConfig(resolution=512, latent_channels=64, e1_widths=(64, 128, 256, 512),
                           e1_out=1024, e2_downs=2, e2_blocks=2, dref_blocks=6, dref_heads=16,
                           dref_head_dim=64),
             audio=AudioConfig(width=512, layers=8, feature_dim=256),

@@ -37,8 +37,12 @@ def device_name(device: torch.device) -> str:
     return "CPU"
 
 
+def default_backend(device: torch.device) -> str:
+    return "compile" if device.type == "cuda" else "eager"
+
+
 def prepare(model: nn.Module, backend: str = "eager") -> nn.Module:
-    """Apply the chosen execution backend to the model's hot modules."""
+    """Choose the execution backend of the model's streaming sessions."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if backend == "tensorrt":
@@ -48,9 +52,7 @@ def prepare(model: nn.Module, backend: str = "eager") -> nn.Module:
             raise RuntimeError("the tensorrt backend needs torch-tensorrt, which is not installed "
                                "(pip install torch-tensorrt on a machine with TensorRT); use --backend compile") from None
         raise RuntimeError("the tensorrt backend is not wired to the streaming blocks yet; use --backend compile")
-    if backend == "compile":
-        for name in ("dit", "vae"):
-            part = getattr(model, name, None)
-            if part is not None:
-                part.compile(dynamic=False)
+    # "compile": sessions capture their steady-state block (all DiT steps + commit) and the VAE decode
+    # as CUDA graphs (engine.runtime.graphs). On CPU there is nothing to capture: it runs eagerly.
+    model.backend = backend
     return model

@@ -171,6 +171,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--backend tensorrt needs torch-tensorrt, which is not installed "
                         "(pip install torch-tensorrt on a machine with TensorRT); use --backend compile")
     engine = load_model(argparse.Namespace(weights=None, device=args.device), cfg)
+    from engine.device import prepare
+    prepare(engine.model, "eager")  # fill the window and count FLOPs eagerly; --backend applies after
     device = engine.device
     res = cfg.vae.resolution
     refs = [np.random.default_rng(0).integers(0, 256, (res, res, 3), dtype=np.uint8)]

@@ -21,6 +21,19 @@ class KVCache:
     past_blocks: int  # ring capacity in blocks
     filled: int = 0  # committed blocks held (<= past_blocks)
     next_block: int = 0  # absolute index of the block being generated
+    slot_index: torch.Tensor | None = None  # [L] cache positions of the next block's slot (device)
+
+    def __post_init__(self) -> None:
+        self._set_slot()
+
+    def _set_slot(self) -> None:
+        """Write positions as a device tensor, so a captured CUDA graph writes the right slot each replay."""
+        start = self.n_ref + (self.next_block % self.past_blocks) * self.block_tokens
+        pos = torch.arange(start, start + self.block_tokens)
+        if self.slot_index is None:
+            self.slot_index = pos.to(self.k[0].device)
+        else:
+            self.slot_index.copy_(pos, non_blocking=True)
 
     @classmethod
     def allocate(cls, depth: int, batch: int, heads: int, head_dim: int, n_ref: int, block_tokens: int,
@@ -42,14 +55,19 @@ class KVCache:
 
     def write_block(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> None:
         """Store block `next_block`'s keys/values [B,heads,L,hd] in its ring slot (during commit)."""
-        start = self.n_ref + (self.next_block % self.past_blocks) * self.block_tokens
-        self.k[layer][:, :, start : start + self.block_tokens] = k
-        self.v[layer][:, :, start : start + self.block_tokens] = v
+        self.k[layer].index_copy_(2, self.slot_index, k.to(self.k[layer].dtype))
+        self.v[layer].index_copy_(2, self.slot_index, v.to(self.v[layer].dtype))
+
+    @property
+    def full(self) -> bool:
+        """Steady state: every slot holds a block, so all shapes are static (CUDA-graph capturable)."""
+        return self.filled == self.past_blocks
 
     def advance(self) -> None:
         """Called once per block, after every layer wrote it (the single commit)."""
         self.next_block += 1
         self.filled = min(self.filled + 1, self.past_blocks)
+        self._set_slot()
 
     def nbytes(self) -> int:
         return sum(t.numel() * t.element_size() for t in self.k + self.v)

@@ -172,13 +172,13 @@ class DiT(nn.Module):
             cache.write_refs(i, k, v)
 
     def _block_forward(self, cache: KVCache, x: torch.Tensor, t: torch.Tensor, audio: torch.Tensor,
-                       write: bool) -> torch.Tensor:
+                       write: bool, rope: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         bf = self.cfg.dit.block_frames
         t0 = cache.next_block * bf
         b = x.shape[0]
         h = self.embed(x, audio, t0 == 0).unsqueeze(1)  # [B,1,L,D]
         cond = self._cond(t.view(b, 1))
-        rope = self.rope(t0, bf, x.device)
+        rope = self.rope(t0, bf, x.device) if rope is None else rope
         for i, block in enumerate(self.blocks):
             def attn(q, k, v, i=i):
                 ck, cv = cache.context(i)
@@ -189,11 +189,15 @@ class DiT(nn.Module):
             h = block(h, cond, rope, attn)
         return self.unpatchify(self._head(h, cond), bf)
 
-    def denoise(self, cache: KVCache, x: torch.Tensor, t: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
-        """Velocity for the current block. x [B,C,bf,h,w], t [B], audio [B,bf,A]. Reads the cache only."""
-        return self._block_forward(cache, x, t, audio, write=False)
+    def denoise(self, cache: KVCache, x: torch.Tensor, t: torch.Tensor, audio: torch.Tensor,
+                rope: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """Velocity for the current block. x [B,C,bf,h,w], t [B], audio [B,bf,A]. Reads the cache only.
+        `rope` (this block's tables) may be passed in so a captured graph reads them from static buffers."""
+        return self._block_forward(cache, x, t, audio, write=False, rope=rope)
 
-    def commit(self, cache: KVCache, x0: torch.Tensor, audio: torch.Tensor, t: torch.Tensor) -> None:
+    def commit(self, cache: KVCache, x0: torch.Tensor, audio: torch.Tensor, t: torch.Tensor,
+               rope: tuple[torch.Tensor, torch.Tensor] | None = None, advance: bool = True) -> None:
         """Write the finished block (at noise level t [B]) into the cache and advance: one per block."""
-        self._block_forward(cache, x0, t, audio, write=True)
-        cache.advance()
+        self._block_forward(cache, x0, t, audio, write=True, rope=rope)
+        if advance:
+            cache.advance()

@@ -40,7 +40,12 @@ class CausalConv3d(nn.Module):
             past = x[:, :, :1].expand(-1, -1, self.time_pad, -1, -1)
         xp = torch.cat([past.to(x.dtype), x], dim=2)  # [B,C,k-1+T,H,W]
         if state is not None:
-            state.frames[self.key] = xp[:, :, -self.time_pad:].detach()
+            new = xp[:, :, -self.time_pad:].detach()
+            held = state.frames.get(self.key)
+            if held is not None and held.shape == new.shape:
+                held.copy_(new)  # in place: a captured CUDA graph keeps reading the same buffer
+            else:
+                state.frames[self.key] = new.clone()
         return self.conv(xp)
 
 

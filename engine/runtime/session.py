@@ -15,9 +15,10 @@ import torch
 from engine.audio.encoder import latent_frames_for, latent_video_frames, mel_span, samples_needed
 from engine.bundle import AvacastModel
 from engine.config import FPS, SAMPLE_RATE, TEMPORAL_DOWN, EngineConfig, SamplerConfig
-from engine.flow.sampler import cfg_combine, euler_step, schedule
+from engine.flow.sampler import schedule
 from engine.audio.resample import StreamResampler
 from engine.nn.conv import StreamState
+from engine.runtime.graphs import BlockGraph, DecodeGraph, sample_block
 
 SAMPLES_PER_FRAME = SAMPLE_RATE // FPS
 
@@ -93,6 +94,8 @@ class Session:
         self._next_latent = 0
         self._frames_out = 0
         self._dec_state = StreamState()
+        self._block_graph: BlockGraph | None = None  # CUDA graphs of the steady state (backend "compile")
+        self._decode_graph: DecodeGraph | None = None
         self.timings: dict[str, float] = {}
         self.frames_per_block = self.cfg.dit.block_frames * TEMPORAL_DOWN
         self._open(references)
@@ -173,8 +176,7 @@ class Session:
         clock.mark("features")
         x0 = self._denoise(audio)  # [1,C,bf,h,w]
         clock.mark("denoise")
-        video = self.model.vae.decode(x0 / self.model.vae.latent_scale, self._ref_e1, self._dec_state)
-        rgb = to_uint8(video)  # [F,H,W,3]; the host copy synchronises the device
+        rgb = to_uint8(self._decode(x0))  # [F,H,W,3]; the host copy synchronises the device
         clock.mark("decode")
         self.timings = clock.durations()
         first = latent_video_frames(j0)[0]
@@ -192,25 +194,41 @@ class Session:
             feat = torch.cat([feat, self.model.dit.null_audio.to(self.dtype).expand_as(feat)])
         return feat
 
+    def _graphs_on(self) -> bool:
+        return self.device.type == "cuda" and getattr(self.model, "backend", "eager") == "compile"
+
     def _denoise(self, audio: torch.Tensor) -> torch.Tensor:
-        dit, cfg = self.model.dit, self.cfg
+        """Noise -> x0 for the current block, committed to the KV cache [1,C,bf,h,w]."""
+        dit, cfg, sp = self.model.dit, self.cfg, self.sampler
         bf, c, s = cfg.dit.block_frames, cfg.vae.latent_channels, cfg.vae.latent_size
         x = torch.randn((1, c, bf, s, s), generator=self._gen, device=self.device).to(self.dtype)
+        hist_noise = None
+        if sp.history_noise > 0:
+            hist_noise = torch.randn(x.shape, generator=self._gen, device=self.device).to(self.dtype)
+        sched = schedule(sp.steps, sp.shift)
+        guidance = sp.cfg if self._use_cfg else None
         b = audio.shape[0]
-        ts = schedule(self.sampler.steps, self.sampler.shift)
-        for t, t_next in zip(ts[:-1], ts[1:]):
-            tt = torch.full((b,), t, device=self.device, dtype=self.dtype)
-            v = dit.denoise(self._cache, x.expand(b, -1, -1, -1, -1), tt, audio)
-            v = cfg_combine(v[:1], v[1:], self.sampler.cfg) if self._use_cfg else v
-            x = euler_step(x, v, t, t_next)
-        th = self.sampler.history_noise
-        hist = x
-        if th > 0:
-            noise = torch.randn(x.shape, generator=self._gen, device=self.device).to(self.dtype)
-            hist = (1 - th) * x + th * noise
-        dit.commit(self._cache, hist.expand(b, -1, -1, -1, -1), audio,
-                   torch.full((b,), th, device=self.device, dtype=self.dtype))
-        return x
+        if self._graphs_on() and self._cache.full:
+            rope = dit.rope(self._cache.next_block * bf, bf, self.device)
+            key = (tuple(sched), guidance, sp.history_noise)
+            if self._block_graph is None or self._block_graph.key != key:
+                self._block_graph = BlockGraph(dit, self._cache, x, audio, rope, sched, guidance, sp.history_noise)
+            x0 = self._block_graph.run(x, audio, rope, hist_noise)
+        else:
+            times = [torch.full((b,), t, device=self.device, dtype=self.dtype) for t in sched]
+            t_hist = torch.full((b,), sp.history_noise, device=self.device, dtype=self.dtype)
+            x0 = sample_block(dit, self._cache, x, audio, times, sched, guidance, t_hist, hist_noise)
+        self._cache.advance()
+        return x0
+
+    def _decode(self, x0: torch.Tensor) -> torch.Tensor:
+        """x0 [1,C,bf,h,w] -> video [1,3,F,H,W] through the causal decoder state."""
+        vae = self.model.vae
+        if self._graphs_on() and self._dec_state.started:
+            if self._decode_graph is None or self._decode_graph.shape != tuple(x0.shape):
+                self._decode_graph = DecodeGraph(vae, x0, self._ref_e1, self._dec_state)
+            return self._decode_graph.run(x0)
+        return vae.decode(x0 / vae.latent_scale, self._ref_e1, self._dec_state)
 
     def _trim_audio(self) -> None:
         """Drop audio older than the next block's receptive field: memory stays bounded."""
