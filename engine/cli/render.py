@@ -19,6 +19,8 @@ def add_parser(sub) -> None:
     p.add_argument("--audio", required=True, help="speech: any format with an audio stream")
     p.add_argument("--out", required=True, help="output .mp4 or .npz")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--crop", choices=["auto", "none"], default="auto",
+                   help="auto: head-and-shoulders crop around the largest face (as in training)")
     p.add_argument("--chunk-ms", type=float, default=None, help="feed audio in chunks of MS (default: whole file)")
     add_model_args(p)
 
@@ -36,6 +38,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(str(e)) from None
     if args.chunk_ms is not None and args.chunk_ms <= 0:
         raise UserError("--chunk-ms must be positive")
+    if args.crop == "auto":
+        refs = [_crop(img, path) for img, path in zip(refs, args.ref)]
     engine = load_engine_from_args(args)
     frames = render_frames(engine, refs, audio, args.seed, args.chunk_ms)
     try:
@@ -48,6 +52,17 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(str(e).splitlines()[0]) from None
     print(f"wrote {out} ({len(frames)} frames, {len(audio) / SAMPLE_RATE:.2f} s, {engine.device_name})")
     return 0
+
+
+def _crop(img: np.ndarray, path: str) -> np.ndarray:
+    from engine.io.portrait import portrait_crop
+
+    out, faces = portrait_crop(img)
+    if faces == 0:
+        print(f"avacast render: no face found in {path}; using its centre square", file=sys.stderr)
+    elif faces > 1:
+        print(f"avacast render: {faces} faces in {path}; using the largest", file=sys.stderr)
+    return out
 
 
 def render_frames(engine, refs: list[np.ndarray], audio: np.ndarray, seed: int = 0,

@@ -109,3 +109,25 @@ def test_latent_cache_release_and_warm_start(pack, tmp_path, capsys):
     a = load_weights(tmp_path / "vae/vae.safetensors")[1]
     b = load_weights(tmp_path / "vae2/vae.safetensors")[1]
     torch.testing.assert_close(a["vae.e1_in.conv.weight"], b["vae.e1_in.conv.weight"])
+
+
+def test_torchrun_two_processes_gloo(pack, tmp_path):
+    """`torchrun --nproc_per_node 2` runs the same trainer with DDP over gloo; rank 0 writes."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    torchrun = shutil.which("torchrun") or os.path.join(os.path.dirname(sys.executable), "torchrun")
+    run = tmp_path / "ddp"
+    cmd = [torchrun, "--nproc_per_node", "2", "--master_port", "29517", "-m", "engine.cli", "train", "vae",
+           "--preset", "tiny", "--pack", str(pack), "--out", str(run), "--device", "cpu", "--max-steps", "3",
+           "--batch", "1", "--workers", "1", "--log-every", "1"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.getcwd()}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (run / "vae.safetensors").exists() and (run / "ckpt" / "train.safetensors").exists()
+    rows = (run / "log.csv").read_text().splitlines()
+    assert len(rows) == 4  # header + 3 steps, written once (rank 0 only)
+    # the rank-0 checkpoint resumes in a single process
+    assert train(pack, run, "vae", 4, "--resume") == 0
