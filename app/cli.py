@@ -30,7 +30,10 @@ def main(argv: list[str] | None = None) -> int:
     if argv[0] in ("-h", "--help"):
         print("avacast             open the window (avacast app -h: window options)")
     from engine.cli import main as engine_main
+    from engine.cli.stream import register_io
 
+    register_io("mic", "app.io.mic")
+    register_io("vcam", "app.io.vcam")
     return engine_main(argv)
 
 

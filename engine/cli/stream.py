@@ -24,7 +24,14 @@ from engine.config import SAMPLE_RATE, EngineConfig
 
 log = logging.getLogger(__name__)
 CHUNK_S = 0.02  # a microphone delivers 20 ms callbacks
-MIC_MODULE, VCAM_MODULE = "app.io.mic", "app.io.vcam"
+# Live microphone and virtual-camera I/O live in the app (engine/ never imports sounddevice or pyvirtualcam);
+# the app's entry point registers the modules that provide them (`MicSource`, `VirtualCameraSink`).
+IO_PROVIDERS: dict[str, str] = {}
+
+
+def register_io(kind: str, module: str) -> None:
+    """kind "mic" or "vcam" -> the module providing it (imported only when used)."""
+    IO_PROVIDERS[kind] = module
 VCAM_HINT = ("Linux: sudo apt install v4l2loopback-dkms && sudo modprobe v4l2loopback devices=1 "
              "exclusive_caps=1 card_label=Avacast; Windows: install OBS Studio (OBS Virtual Camera)")
 
@@ -103,7 +110,10 @@ def read_image(path: str) -> np.ndarray:
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)  # [H,W,3] uint8 RGB
 
 
-def _app_module(name: str, what: str, hint: str) -> Any:
+def _app_module(kind: str, what: str, hint: str) -> Any:
+    name = IO_PROVIDERS.get(kind)
+    if name is None:
+        raise UserError(f"{what} needs the desktop app's I/O: run it as `avacast stream ...` (the app package)")
     try:
         return importlib.import_module(name)
     except ImportError as exc:
@@ -120,7 +130,7 @@ def make_sinks(specs: list[str], resolution: int, audio: np.ndarray | None) -> l
         elif spec.startswith("file:"):
             sinks.append(FileSink(Path(spec[5:]), audio=audio))
         elif spec == "vcam" or spec.startswith("vcam:"):
-            mod = _app_module(VCAM_MODULE, "--sink vcam", "pip install pyvirtualcam; " + VCAM_HINT)
+            mod = _app_module("vcam", "--sink vcam", "pip install pyvirtualcam; " + VCAM_HINT)
             try:
                 sinks.append(mod.VirtualCameraSink(width=resolution, height=resolution,
                                                    device=spec[5:] or None))
@@ -190,7 +200,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _open_mic(device: str) -> AudioSource:
-    mod = _app_module(MIC_MODULE, "--mic", "pip install sounddevice (Linux: sudo apt install libportaudio2)")
+    mod = _app_module("mic", "--mic", "pip install sounddevice (Linux: sudo apt install libportaudio2)")
     try:
         return mod.MicSource(device=None if device == "default" else device)
     except (RuntimeError, OSError) as exc:

@@ -45,6 +45,27 @@ def test_bad_input_is_one_line_and_exit_2(argv, msg, capsys):
     assert msg in err and len(err.splitlines()) == 1
 
 
+@pytest.fixture(autouse=True)
+def app_io():
+    """What the `avacast` entry point (app.cli) registers before dispatching to the engine CLI."""
+    from engine.cli.stream import IO_PROVIDERS, register_io
+
+    saved = dict(IO_PROVIDERS)
+    register_io("mic", "app.io.mic")
+    register_io("vcam", "app.io.vcam")
+    yield
+    IO_PROVIDERS.clear()
+    IO_PROVIDERS.update(saved)
+
+
+def test_mic_without_the_app_io_is_a_clear_error(capsys):
+    from engine.cli.stream import IO_PROVIDERS
+
+    IO_PROVIDERS.clear()
+    assert main(["stream", "--mic", *TINY]) == 2
+    assert "desktop app" in capsys.readouterr().err
+
+
 def test_mic_without_sounddevice_says_what_to_install(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "sounddevice", None)  # import fails like an uninstalled package
     assert main(["stream", "--mic", *TINY]) == 2
