@@ -50,7 +50,14 @@ def test_first_run_without_portrait_asks_for_a_photo(make_window, monkeypatch):
     assert w.device_label.text().startswith("CPU - slow")
 
 
-def test_avatar_panel_add_drop_reorder_crop_persist(make_window, face_png, two_faces_png, qtbot):
+def test_first_run_uses_the_shipped_default_portrait(make_window):
+    assert paths.default_portrait() is not None
+    w = make_window()
+    assert len(w.settings.avatars) == 1 and len(w.avatar_panel.avatar.images) == 1
+
+
+def test_avatar_panel_add_drop_reorder_crop_persist(make_window, face_png, two_faces_png, qtbot, monkeypatch):
+    monkeypatch.setattr(paths, "default_portrait", lambda: None)  # start from an empty avatar list
     w = make_window()
     panel = w.avatar_panel
     assert panel.add_files([str(face_png)]) == 1
@@ -92,7 +99,8 @@ def test_switching_between_saved_avatars(make_window, face_png, two_faces_png):
     assert load_settings()[0].active_avatar == a.id
 
 
-def test_eight_images_at_most(make_window, face_png):
+def test_eight_images_at_most(make_window, face_png, monkeypatch):
+    monkeypatch.setattr(paths, "default_portrait", lambda: None)
     w = make_window()
     panel = w.avatar_panel
     assert panel.add_files([str(face_png)] * 9) == 8

@@ -64,3 +64,19 @@ def test_bad_inputs_exit_2_with_one_line(tmp_path, inputs, capsys, case):
     err = capsys.readouterr().err.strip()
     assert code == 2
     assert err.startswith("avacast render:") and "\n" not in err and "Traceback" not in err
+
+
+def test_shipped_default_model_renders_on_cpu(tmp_path):
+    """Issue 4: without --weights/--preset, render uses the shipped model and default portrait."""
+    from engine.io.checkpoint import default_weights
+
+    assert default_weights() is not None, "resources/model must ship the default model"
+    wav = tmp_path / "s.wav"
+    t = np.arange(12800) / 16000  # 0.8 s
+    write_audio(wav, (0.3 * np.sin(2 * np.pi * 180 * t)).astype(np.float32), 16000)
+    out = tmp_path / "d.npz"
+    assert main(["render", "--ref", "resources/default_portrait.png", "--audio", str(wav), "--out", str(out),
+                 "--device", "cpu"]) == 0
+    frames = np.load(out)["frames"]
+    assert frames.shape == (20, 256, 256, 3)
+    assert frames.std() > 5  # a picture, not a flat colour
