@@ -19,28 +19,30 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--cfg", type=float, help="guidance scale (default: the model's)")
 
 
-def load_engine_from_args(args: argparse.Namespace):
-    """Engine from --weights / --preset / the shipped default, with sampler overrides."""
+def load_engine_from_args(args: argparse.Namespace, cfg=None):
+    """Engine from `cfg` / --weights / --preset / the shipped default, with --steps/--cfg overrides."""
     import dataclasses
 
     from engine.api import CheckpointError, load_engine
     from engine.config import EngineConfig
 
     try:
-        cfg = EngineConfig.preset(args.preset) if args.preset else None
-        if cfg is None and args.weights:
+        steps, guidance = getattr(args, "steps", None), getattr(args, "cfg", None)
+        weights, preset = getattr(args, "weights", None), getattr(args, "preset", None)
+        if cfg is None and preset:
+            cfg = EngineConfig.preset(preset)
+        if cfg is None and weights:
             from engine.io.checkpoint import load_weights
-            cfg = load_weights(args.weights)[0]
-        if cfg is not None and (args.steps or args.cfg is not None):
-            sampler = dataclasses.replace(cfg.sampler, **{k: v for k, v in (("steps", args.steps), ("cfg", args.cfg))
-                                                          if v is not None})
-            cfg = dataclasses.replace(cfg, sampler=sampler)
-        if args.preset and not args.weights:
-            log.warning("preset %s with random weights: the output is noise (for tests and benchmarks)", args.preset)
-        engine = load_engine(cfg=cfg, weights=args.weights, device=args.device)
-        if cfg is None and (args.steps or args.cfg is not None):
-            engine.model.cfg = engine.cfg = dataclasses.replace(engine.cfg, sampler=dataclasses.replace(
-                engine.cfg.sampler, **{k: v for k, v in (("steps", args.steps), ("cfg", args.cfg)) if v is not None}))
+            cfg = load_weights(weights)[0]
+        overrides = {k: v for k, v in (("steps", steps), ("cfg", guidance)) if v is not None}
+        if cfg is not None and overrides:
+            cfg = dataclasses.replace(cfg, sampler=dataclasses.replace(cfg.sampler, **overrides))
+        if preset and not weights:
+            log.warning("preset %s with random weights: the output is noise (for tests and benchmarks)", preset)
+        engine = load_engine(cfg=cfg, weights=weights, device=args.device)
+        if cfg is None and overrides:  # shipped default model
+            engine.model.cfg = engine.cfg = dataclasses.replace(
+                engine.cfg, sampler=dataclasses.replace(engine.cfg.sampler, **overrides))
         return engine
-    except (CheckpointError, RuntimeError, ValueError) as e:
+    except (CheckpointError, RuntimeError, ValueError, FileNotFoundError) as e:
         raise UserError(str(e).splitlines()[0]) from None

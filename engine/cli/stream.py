@@ -71,43 +71,28 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
 
 def load_model(args: argparse.Namespace, cfg: EngineConfig | None = None) -> Any:
     """Engine from --weights / --preset (random weights) / the shipped default; errors -> UserError."""
-    from engine.api import CheckpointError, load_engine
+    from engine.cli.common import load_engine_from_args
 
-    if cfg is None and getattr(args, "preset", None):
-        cfg = EngineConfig.preset(args.preset)
-    try:
-        return load_engine(cfg=cfg, weights=getattr(args, "weights", None), device=args.device)
-    except (CheckpointError, RuntimeError, ValueError, FileNotFoundError) as exc:
-        raise UserError(str(exc).splitlines()[0]) from None
+    return load_engine_from_args(args, cfg)
 
 
 def read_audio(path: str) -> np.ndarray:
     """Any audio/video file -> float32 mono [n] at 16 kHz."""
-    import av
+    from engine.io.media import MediaError, read_audio as read
 
-    if not Path(path).is_file():
-        raise UserError(f"audio file not found: {path}")
     try:
-        with av.open(path) as container:
-            if not container.streams.audio:
-                raise UserError(f"{Path(path).name} has no audio track")
-            rs = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
-            parts = [r.to_ndarray().reshape(-1) for f in container.decode(audio=0) for r in rs.resample(f)]
-            parts += [r.to_ndarray().reshape(-1) for r in rs.resample(None)]
-    except av.error.FFmpegError as exc:
-        raise UserError(f"cannot read audio from {Path(path).name}: {exc}") from None
-    if not parts:
-        raise UserError(f"{Path(path).name} contains no audio samples")
-    return np.concatenate(parts).astype(np.float32)
+        return read(path, SAMPLE_RATE)
+    except MediaError as exc:
+        raise UserError(str(exc)) from None
 
 
 def read_image(path: str) -> np.ndarray:
-    import cv2
+    from engine.io.media import MediaError, read_image as read
 
-    img = cv2.imread(path, cv2.IMREAD_COLOR)
-    if img is None:
-        raise UserError(f"cannot read image {path} (missing or not an image)")
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)  # [H,W,3] uint8 RGB
+    try:
+        return read(path)  # [H,W,3] uint8 RGB
+    except MediaError as exc:
+        raise UserError(str(exc)) from None
 
 
 def _app_module(kind: str, what: str, hint: str) -> Any:

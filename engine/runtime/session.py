@@ -14,7 +14,7 @@ import torch
 
 from engine.audio.encoder import latent_frames_for, latent_video_frames, mel_span, samples_needed
 from engine.bundle import AvacastModel
-from engine.config import FPS, SAMPLE_RATE, TEMPORAL_DOWN, EngineConfig, SamplerConfig
+from engine.config import FPS, SAMPLE_RATE, TEMPORAL_DOWN, SamplerConfig
 from engine.flow.sampler import schedule
 from engine.audio.resample import StreamResampler
 from engine.nn.conv import StreamState

@@ -9,7 +9,7 @@ from engine.config import EngineConfig
 from engine.train.config import TrainConfig
 from engine.train.data import seeded, ClipData, augment, randint, to_tensor
 from engine.train.losses import psnr, ssim, video_frames
-from engine.vae.model import CausalVAE, kl_loss, sample_posterior
+from engine.vae.model import CausalVAE, kl_loss
 
 
 def clip_frames(tcfg: TrainConfig, step: int) -> int:

@@ -34,7 +34,7 @@ def test_stream_realtime_prints_stats_and_file_keeps_the_audio_timeline(speech_w
 
 
 @pytest.mark.parametrize("argv, msg", [
-    (["--audio-file", "/nonexistent.wav"], "audio file not found"),
+    (["--audio-file", "/nonexistent.wav"], "no such file"),
     (["--audio-file", "x.wav", "--sink", "udp:1234"], "unknown --sink"),
     (["--audio-file", "x.wav", "--sink", "file:out.gif"], ".mp4"),
     (["--audio-file", "x.wav", "--seconds", "0"], "--seconds must be > 0"),
