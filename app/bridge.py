@@ -173,7 +173,7 @@ class EngineBridge(QObject):
             except Exception as exc:  # a device error must not keep the engine running
                 self.error.emit(f"Audio input did not stop cleanly: {user_message(exc)}")
         if runner is not None:
-            runner.stop()  # joins its threads and closes every sink (camera included)
+            runner.stop(timeout=60.0)  # joins its threads (a block in flight finishes first) and closes every sink
             self.extra_sinks = []
             self._set_state("stopped")
 

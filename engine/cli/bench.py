@@ -138,6 +138,8 @@ def paced_latency(engine: Any, refs: list[np.ndarray], seconds: float) -> dict[s
                     cfg=engine.cfg.runtime, device_name=engine.device_name)
     feeder, chunk = _Feeder(seed=1), int(CHUNK_S * SAMPLE_RATE)
     n = max(1, int(seconds / CHUNK_S))
+    cuda = engine.device.type == "cuda"
+    mem_start = torch.cuda.memory_allocated(engine.device) if cuda else 0
     runner.start()
     t0 = time.monotonic()
     try:
@@ -153,8 +155,10 @@ def paced_latency(engine: Any, refs: list[np.ndarray], seconds: float) -> dict[s
     if runner.error is not None:
         raise RuntimeError(f"paced run failed: {runner.error}") from runner.error
     st = runner.stats()
+    mem_end = torch.cuda.memory_allocated(engine.device) if cuda else 0
     return {"latency_p50_ms": st.latency_p50_ms, "latency_p95_ms": st.latency_p95_ms,
-            "paced": {**st.to_dict(), "seconds": n * CHUNK_S}}
+            "paced": {**st.to_dict(), "seconds": n * CHUNK_S, "gpu_mem_start_bytes": mem_start,
+                      "gpu_mem_end_bytes": mem_end}}
 
 
 def peak_tflops(name: str, given: float | None) -> float | None:

@@ -35,7 +35,8 @@ class CausalConv3d(nn.Module):
     def forward(self, x: torch.Tensor, state: StreamState | None = None) -> torch.Tensor:
         if self.time_pad == 0:
             return self.conv(x)
-        past = state.frames.get(self.key) if state is not None else None
+        # Before the clip's first chunk has passed, cached frames (possibly preallocated) are ignored.
+        past = state.frames.get(self.key) if state is not None and state.started else None
         if past is None:  # clip start: repeat the first frame
             past = x[:, :, :1].expand(-1, -1, self.time_pad, -1, -1)
         xp = torch.cat([past.to(x.dtype), x], dim=2)  # [B,C,k-1+T,H,W]

@@ -113,6 +113,34 @@ class Session:
             tok = torch.cat([tok, dit.ref_tokens(ref_lat, drop=torch.ones(1, dtype=torch.bool, device=self.device))])
         self._cache = dit.new_cache(tok.shape[0], tok.shape[1], self.device, self.dtype)
         dit.prefill_refs(self._cache, tok)
+        if self._graphs_on():
+            self._prepare_graphs()
+
+    def _prepare_graphs(self) -> None:
+        """Capture the steady-state graphs now, before audio flows, so no capture stalls the stream.
+
+        Capture records work without running it, so the cache cursors are set to their steady-state
+        values for the capture only; the decoder state is preallocated with its steady shapes."""
+        cfg, sp, dit, vae = self.cfg, self.sampler, self.model.dit, self.model.vae
+        bf, c, s = cfg.dit.block_frames, cfg.vae.latent_channels, cfg.vae.latent_size
+        z = torch.zeros((1, c, bf, s, s), device=self.device, dtype=self.dtype)
+        audio = torch.zeros((self._cache.k[0].shape[0], bf, cfg.audio.feature_dim), device=self.device,
+                            dtype=self.dtype)
+        cache = self._cache
+        saved = cache.filled, cache.next_block
+        cache.filled, cache.next_block = cache.past_blocks, cache.past_blocks + 1
+        try:
+            self._block_graph = BlockGraph(dit, cache, z, audio, dit.rope(bf, bf, self.device),
+                                           schedule(sp.steps, sp.shift), sp.cfg if self._use_cfg else None,
+                                           sp.history_noise)
+        finally:
+            cache.filled, cache.next_block = saved
+        scratch = StreamState()
+        vae.decode(z, self._ref_e1, scratch)  # learns every causal conv's state shape
+        self._dec_state.frames = {k: torch.zeros_like(v) for k, v in scratch.frames.items()}
+        self._dec_state.started = True  # capture the steady state (the first chunk runs eagerly)
+        self._decode_graph = DecodeGraph(vae, z, self._ref_e1, self._dec_state)
+        self._dec_state.started = False
 
     # --- audio ---------------------------------------------------------------------------
     def push_audio(self, samples: np.ndarray, sample_rate: int) -> None:

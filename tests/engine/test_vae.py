@@ -85,3 +85,19 @@ def test_bad_channel_arithmetic_fails_at_build():
     cfg = dataclasses.replace(EngineConfig.tiny().vae, e1_widths=(8, 24, 8, 16))
     with pytest.raises(ValueError):
         CausalVAE(cfg)
+
+
+@torch.no_grad()
+def test_preallocated_state_is_ignored_until_the_first_chunk(vae):
+    """The GPU fast path preallocates the decoder state (steady shapes) before the stream starts; the
+    clip's first chunk must still pad by repeating its first frame, as a fresh state does."""
+    z = torch.randn(1, 8, 3, 2, 2)
+    refs, _ = vae.encode_refs(torch.randn(1, 1, 3, 32, 32))
+    fresh = StreamState()
+    expected = [vae.decode(z[:, :, i:i + 1], refs, fresh) for i in range(3)]
+    pre = StreamState({k: torch.full_like(v, 7.0) for k, v in fresh.frames.items()})
+    held = dict(pre.frames)
+    got = [vae.decode(z[:, :, i:i + 1], refs, pre) for i in range(3)]
+    for a, b in zip(got, expected):
+        torch.testing.assert_close(a, b)
+    assert all(pre.frames[k] is held[k] for k in held)  # updated in place (graph-safe)
