@@ -1,8 +1,8 @@
 """Face detection and the proposed head-and-shoulders crop for reference images.
 
-OpenCV's bundled Haar cascade (no downloaded weights). The crop is a square around the face, a bit
-wider than the head and shifted down so shoulders show, as the engine's training crops are. The user
-can adjust it in the avatar panel; these are only proposals and warnings.
+OpenCV's bundled Haar cascade (no downloaded weights). The proposed crop frames the face exactly as the
+training clips were framed (engine.train.face: 2x the face box, centred slightly above the face), so the
+model sees references like the ones it learned from. The user can adjust it in the avatar panel.
 """
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from engine.train.face import CROP_SCALE, CROP_UP
+
 MIN_CROP_PX = 256  # below this the engine upsamples the reference: blurry appearance
-CROP_SCALE = 2.2  # crop side / face box side: head plus some shoulders
-CROP_DROP = 0.15  # shift the crop centre down by this fraction of the face box: include shoulders
 
 Box = tuple[int, int, int, int]  # x, y, w, h
 Crop = tuple[int, int, int]  # x, y, size (square)
@@ -68,9 +68,10 @@ def propose_crop(face: Box | None, width: int, height: int) -> Crop:
         size = min(width, height)
         return clamp_crop(((width - size) // 2, (height - size) // 2, size), width, height)
     fx, fy, fw, fh = face
-    size = int(round(max(fw, fh) * CROP_SCALE))
+    side = max(fw, fh)
+    size = int(round(side * CROP_SCALE))
     cx = fx + fw / 2
-    cy = fy + fh / 2 + CROP_DROP * fh
+    cy = fy + fh / 2 - CROP_UP * side  # the training clips' framing (engine.train.face)
     return clamp_crop((int(round(cx - size / 2)), int(round(cy - size / 2)), size), width, height)
 
 

@@ -175,8 +175,13 @@ def smooth(x: np.ndarray, sigma: float) -> np.ndarray:
     return np.convolve(np.pad(x, h, mode="edge"), k, mode="valid")
 
 
+# Portrait framing of every training clip; references must be framed the same way (app, render).
+CROP_SCALE = 2.0  # crop side / face box side: head and shoulders
+CROP_UP = 0.1  # crop centre this fraction of the face size above the face centre
+
+
 def crop_boxes(cx: np.ndarray, cy: np.ndarray, size: np.ndarray, width: int, height: int,
-               scale: float = 2.0, up: float = 0.1, still_tol: float = 0.03) -> np.ndarray:
+               scale: float = CROP_SCALE, up: float = CROP_UP, still_tol: float = 0.03) -> np.ndarray:
     """Face track of one clip [F] -> square crop boxes [F,3] (x0, y0, side) inside the frame.
 
     The crop is `scale` x the face size, centred `up` x face size above the face centre. When
