@@ -29,7 +29,8 @@ install_python() {
   want=$(cat pyproject.toml dev.sh | sha256sum | cut -c1-16)
   [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && return
   "$VENV/bin/python" -m pip install -q --upgrade pip
-  "$VENV/bin/python" -m pip install -q "${AVACAST_TORCH:-torch==2.13.0}"
+  # shellcheck disable=SC2086  # AVACAST_TORCH may carry pip options (an index URL): split on purpose
+  "$VENV/bin/python" -m pip install -q ${AVACAST_TORCH:-torch==2.13.0}
   "$VENV/bin/python" -m pip install -q -e ".[app,train,dev]"
   echo "$want" > "$stamp"
 }
