@@ -61,7 +61,7 @@ def _shoot(args) -> int:
 
     qapp = QApplication.instance() or QApplication(sys.argv[:1])
     source = ArraySource(speech_like(30.0), loop=True, name="screenshot")
-    window = MainWindow(engine_factory=_factory(False, None), source_factory=lambda: source,
+    window = MainWindow(engine_factory=_factory(False, None, allow_slow=True), source_factory=lambda: source,
                         load_now=False)
     if not window.settings.avatars:
         photo = paths.data_dir() / "portrait.png"
