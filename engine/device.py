@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 log = logging.getLogger(__name__)
-BACKENDS = ("eager", "compile", "tensorrt")
+BACKENDS = ("eager", "graphs", "compile", "tensorrt")
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -52,7 +52,12 @@ def prepare(model: nn.Module, backend: str = "eager") -> nn.Module:
             raise RuntimeError("the tensorrt backend needs torch-tensorrt, which is not installed "
                                "(pip install torch-tensorrt on a machine with TensorRT); use --backend compile") from None
         raise RuntimeError("the tensorrt backend is not wired to the streaming blocks yet; use --backend compile")
-    # "compile": sessions capture their steady-state block (all DiT steps + commit) and the VAE decode
-    # as CUDA graphs (engine.runtime.graphs). On CPU there is nothing to capture: it runs eagerly.
+    # "graphs": sessions capture their steady-state block (all DiT steps + commit) and the VAE decode
+    # as CUDA graphs (engine.runtime.graphs). "compile": the same, with the captured functions compiled
+    # by torch.compile first (fused kernels) and the VAE in channels-last layout, which cuDNN's 3D
+    # convolutions prefer. On CPU there is nothing to capture: both run eagerly.
     model.backend = backend
+    on_cuda = any(p.is_cuda for p in model.parameters())
+    if backend == "compile" and on_cuda and hasattr(model, "vae"):
+        model.vae.to(memory_format=torch.channels_last_3d)
     return model

@@ -39,7 +39,7 @@ def load_engine_from_args(args: argparse.Namespace, cfg=None):
             cfg = dataclasses.replace(cfg, sampler=dataclasses.replace(cfg.sampler, **overrides))
         if preset and not weights:
             log.warning("preset %s with random weights: the output is noise (for tests and benchmarks)", preset)
-        engine = load_engine(cfg=cfg, weights=weights, device=args.device)
+        engine = load_engine(cfg=cfg, weights=weights, device=args.device, backend=getattr(args, "backend", None))
         if cfg is None and overrides:  # shipped default model
             engine.model.cfg = engine.cfg = dataclasses.replace(
                 engine.cfg, sampler=dataclasses.replace(engine.cfg.sampler, **overrides))

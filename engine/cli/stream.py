@@ -67,6 +67,8 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     m.add_argument("--preset", choices=["tiny", "base", "paper"], help="random weights of a preset")
     m.add_argument("--weights", metavar="W", help="model weights (.safetensors)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--backend", choices=["eager", "graphs", "compile", "tensorrt"],
+                   help="execution backend (default: compile on GPUs, eager on CPU)")
 
 
 def load_model(args: argparse.Namespace, cfg: EngineConfig | None = None) -> Any:
@@ -177,7 +179,7 @@ def run(args: argparse.Namespace) -> int:
         if mic is not None:
             mic.stop()
         runner.stop()
-    print("final: " + runner.stats().line(), flush=True)
+    print("final: " + runner.stats().line() + _gpu_mem_line(runner), flush=True)
     if runner.error is not None:
         print(f"avacast stream: stopped by an error: {runner.error}", flush=True)
         return 1
@@ -192,13 +194,23 @@ def _open_mic(device: str) -> AudioSource:
         raise UserError(str(exc)) from None
 
 
+def _gpu_mem_line(runner: Any) -> str:
+    """Allocated GPU memory on the runner's device, for the per-second line (flat over a long stream)."""
+    dev = getattr(getattr(runner, "session", None), "device", None)
+    if dev is None or dev.type != "cuda":
+        return ""
+    import torch
+
+    return f" | gpu mem {torch.cuda.memory_allocated(dev) / 2**20:.1f} MiB"
+
+
 def _printer(runner: Any, every: float = 1.0) -> Callable[[], None]:
     last = [time.monotonic()]
 
     def maybe_print() -> None:
         if time.monotonic() - last[0] >= every:
             last[0] = time.monotonic()
-            print(runner.stats().line(), flush=True)
+            print(runner.stats().line() + _gpu_mem_line(runner), flush=True)
     return maybe_print
 
 

@@ -171,8 +171,10 @@ class DiT(nn.Module):
         for i, (k, v) in enumerate(self.ref_kv(ref_tok)):
             cache.write_refs(i, k, v)
 
-    def _block_forward(self, cache: KVCache, x: torch.Tensor, t: torch.Tensor, audio: torch.Tensor,
-                       write: bool, rope: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    def block_forward(self, cache: KVCache, x: torch.Tensor, t: torch.Tensor, audio: torch.Tensor,
+                      write: bool, rope: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """One pass over the current block: x [B,C,bf,h,w] at noise level t [B] -> velocity [B,C,bf,h,w].
+        Attends to the cache; with `write`, stores the block's keys/values in its ring slot (the commit)."""
         bf = self.cfg.dit.block_frames
         t0 = cache.next_block * bf
         b = x.shape[0]
@@ -193,11 +195,11 @@ class DiT(nn.Module):
                 rope: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         """Velocity for the current block. x [B,C,bf,h,w], t [B], audio [B,bf,A]. Reads the cache only.
         `rope` (this block's tables) may be passed in so a captured graph reads them from static buffers."""
-        return self._block_forward(cache, x, t, audio, write=False, rope=rope)
+        return self.block_forward(cache, x, t, audio, write=False, rope=rope)
 
     def commit(self, cache: KVCache, x0: torch.Tensor, audio: torch.Tensor, t: torch.Tensor,
                rope: tuple[torch.Tensor, torch.Tensor] | None = None, advance: bool = True) -> None:
         """Write the finished block (at noise level t [B]) into the cache and advance: one per block."""
-        self._block_forward(cache, x0, t, audio, write=True, rope=rope)
+        self.block_forward(cache, x0, t, audio, write=True, rope=rope)
         if advance:
             cache.advance()

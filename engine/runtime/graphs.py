@@ -2,7 +2,10 @@
 
 Once the KV window is full every shape is static, so a block's whole DiT work (all denoising steps with
 CFG, the Euler updates and the commit) is captured as one graph, and so is the VAE decode of a block.
-Each replay then costs one launch instead of thousands of small kernels driven from Python. Inputs
+Each replay then costs one launch instead of thousands of small kernels driven from Python. With
+`fuse` (backend "compile") the captured functions are first compiled by torch.compile (inductor), which
+fuses the norms, RoPE, modulations and activations between the matmuls and convolutions into a few
+generated kernels; the graph then replays those. Inputs
 (noise, audio features, RoPE tables) are copied into static buffers before a replay; the KV cache and
 the decoder's causal state are updated in place, so replays continue the stream exactly as eager
 calls would.
@@ -20,22 +23,32 @@ from engine.nn.conv import StreamState
 from engine.vae.model import CausalVAE
 
 
+def fused(module: torch.nn.Module, name: str):
+    """`module.name` compiled for static shapes, made once per module (later sessions reuse it)."""
+    attr = f"_fused_{name}"
+    if attr not in module.__dict__:
+        module.__dict__[attr] = torch.compile(getattr(module, name), dynamic=False)
+    return module.__dict__[attr]
+
+
 def sample_block(dit: DiT, cache: KVCache, x: torch.Tensor, audio: torch.Tensor, times: list[torch.Tensor],
                  schedule: list[float], cfg: float | None, t_hist: torch.Tensor, hist_noise: torch.Tensor | None,
-                 rope=None) -> torch.Tensor:
+                 rope=None, fwd=None) -> torch.Tensor:
     """Denoise one block and commit it (without advancing the cache cursors).
 
     x [1,C,bf,h,w] noise; audio [B,bf,A] (B = 2 with guidance: cond, uncond); times[i] [B] = schedule[i];
-    cfg None = no guidance. Returns x0 [1,C,bf,h,w]. Eager and captured paths both run this function.
+    cfg None = no guidance. Returns x0 [1,C,bf,h,w]. Eager and captured paths both run this function;
+    `fwd` replaces `dit.block_forward` (the compiled one, inside a captured graph).
     """
     b = audio.shape[0]
+    fwd = dit.block_forward if fwd is None else fwd
     for i, (t, t_next) in enumerate(zip(schedule[:-1], schedule[1:])):
-        v = dit.denoise(cache, x.expand(b, -1, -1, -1, -1), times[i], audio, rope)
+        v = fwd(cache, x.expand(b, -1, -1, -1, -1), times[i], audio, False, rope)  # read-only: denoise
         v = cfg_combine(v[:1], v[1:], cfg) if cfg is not None else v
         x = euler_step(x, v, t, t_next)
     th = t_hist[:1].view(1, 1, 1, 1, 1)
     hist = x if hist_noise is None else (1 - th) * x + th * hist_noise
-    dit.commit(cache, hist.expand(b, -1, -1, -1, -1), audio, t_hist, rope, advance=False)
+    fwd(cache, hist.expand(b, -1, -1, -1, -1), t_hist, audio, True, rope)  # the commit; cursors advance later
     return x
 
 
@@ -44,8 +57,9 @@ class BlockGraph:
 
     def __init__(self, dit: DiT, cache: KVCache, noise: torch.Tensor, audio: torch.Tensor,
                  rope: tuple[torch.Tensor, torch.Tensor], schedule: list[float], cfg: float | None,
-                 history_noise: float):
+                 history_noise: float, fuse: bool = False):
         self.key = (tuple(schedule), cfg, history_noise)
+        fwd = fused(dit, "block_forward") if fuse else None
         dev, b = noise.device, audio.shape[0]
         self.noise, self.audio = noise.clone(), audio.clone()
         self.rope = tuple(r.clone() for r in rope)
@@ -55,7 +69,7 @@ class BlockGraph:
 
         def body(c: KVCache) -> torch.Tensor:
             return sample_block(dit, c, self.noise, self.audio, self.times, schedule, cfg, self.t_hist,
-                                self.hist_noise, self.rope)
+                                self.hist_noise, self.rope, fwd)
 
         self.graph, self.out = _capture(body, cache, _clone_cache(cache))
 
@@ -73,13 +87,15 @@ class BlockGraph:
 class DecodeGraph:
     """`vae.decode` of one steady-state block (after the clip's first block) captured as a graph."""
 
-    def __init__(self, vae: CausalVAE, z: torch.Tensor, ref_tokens: torch.Tensor, state: StreamState):
+    def __init__(self, vae: CausalVAE, z: torch.Tensor, ref_tokens: torch.Tensor, state: StreamState,
+                 fuse: bool = False):
         self.shape = tuple(z.shape)
         self.z = z.clone()
         scale = vae.latent_scale
+        decode = fused(vae, "decode") if fuse else vae.decode
 
         def body(s: StreamState) -> torch.Tensor:
-            return vae.decode(self.z / scale, ref_tokens, s)
+            return decode(self.z / scale, ref_tokens, s)
 
         warm = StreamState({k: v.clone() for k, v in state.frames.items()}, state.started)
         self.graph, self.out = _capture(body, state, warm)

@@ -94,7 +94,7 @@ class Session:
         self._next_latent = 0
         self._frames_out = 0
         self._dec_state = StreamState()
-        self._block_graph: BlockGraph | None = None  # CUDA graphs of the steady state (backend "compile")
+        self._block_graph: BlockGraph | None = None  # CUDA graphs of the steady state ("graphs", "compile")
         self._decode_graph: DecodeGraph | None = None
         self.timings: dict[str, float] = {}
         self.frames_per_block = self.cfg.dit.block_frames * TEMPORAL_DOWN
@@ -132,14 +132,14 @@ class Session:
         try:
             self._block_graph = BlockGraph(dit, cache, z, audio, dit.rope(bf, bf, self.device),
                                            schedule(sp.steps, sp.shift), sp.cfg if self._use_cfg else None,
-                                           sp.history_noise)
+                                           sp.history_noise, self._fuse)
         finally:
             cache.filled, cache.next_block = saved
         scratch = StreamState()
         vae.decode(z, self._ref_e1, scratch)  # learns every causal conv's state shape
         self._dec_state.frames = {k: torch.zeros_like(v) for k, v in scratch.frames.items()}
         self._dec_state.started = True  # capture the steady state (the first chunk runs eagerly)
-        self._decode_graph = DecodeGraph(vae, z, self._ref_e1, self._dec_state)
+        self._decode_graph = DecodeGraph(vae, z, self._ref_e1, self._dec_state, self._fuse)
         self._dec_state.started = False
 
     # --- audio ---------------------------------------------------------------------------
@@ -223,7 +223,12 @@ class Session:
         return feat
 
     def _graphs_on(self) -> bool:
-        return self.device.type == "cuda" and getattr(self.model, "backend", "eager") == "compile"
+        return self.device.type == "cuda" and getattr(self.model, "backend", "eager") in ("graphs", "compile")
+
+    @property
+    def _fuse(self) -> bool:
+        """Backend "compile": torch.compile the captured functions before capturing them."""
+        return getattr(self.model, "backend", "eager") == "compile"
 
     def _denoise(self, audio: torch.Tensor) -> torch.Tensor:
         """Noise -> x0 for the current block, committed to the KV cache [1,C,bf,h,w]."""
@@ -240,7 +245,8 @@ class Session:
             rope = dit.rope(self._cache.next_block * bf, bf, self.device)
             key = (tuple(sched), guidance, sp.history_noise)
             if self._block_graph is None or self._block_graph.key != key:
-                self._block_graph = BlockGraph(dit, self._cache, x, audio, rope, sched, guidance, sp.history_noise)
+                self._block_graph = BlockGraph(dit, self._cache, x, audio, rope, sched, guidance, sp.history_noise,
+                                               self._fuse)
             x0 = self._block_graph.run(x, audio, rope, hist_noise)
         else:
             times = [torch.full((b,), t, device=self.device, dtype=self.dtype) for t in sched]
@@ -254,7 +260,7 @@ class Session:
         vae = self.model.vae
         if self._graphs_on() and self._dec_state.started:
             if self._decode_graph is None or self._decode_graph.shape != tuple(x0.shape):
-                self._decode_graph = DecodeGraph(vae, x0, self._ref_e1, self._dec_state)
+                self._decode_graph = DecodeGraph(vae, x0, self._ref_e1, self._dec_state, self._fuse)
             return self._decode_graph.run(x0)
         return vae.decode(x0 / vae.latent_scale, self._ref_e1, self._dec_state)
 

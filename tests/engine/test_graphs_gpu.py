@@ -1,4 +1,4 @@
-"""The CUDA-graph fast path streams the same frames as eager execution (GPU only)."""
+"""The CUDA-graph fast paths (plain, and torch.compile'd) stream the same frames as eager execution (GPU only)."""
 import numpy as np
 import pytest
 import torch
@@ -24,10 +24,11 @@ def frames(backend: str, preset: str, seconds: float = 3.0):
     return np.stack([f.rgb for f in out]).astype(np.int16), s
 
 
+@pytest.mark.parametrize("backend", ["graphs", "compile"])
 @pytest.mark.parametrize("preset", ["tiny", "base"])
-def test_graphs_match_eager(preset):
+def test_graphs_match_eager(preset, backend):
     eager, _ = frames("eager", preset)
-    graphed, session = frames("compile", preset)
+    graphed, session = frames(backend, preset)
     assert session._block_graph is not None and session._decode_graph is not None  # the fast path ran
     assert eager.shape == graphed.shape
     assert np.abs(eager - graphed).mean() < 1.0  # bf16: identical up to rounding

@@ -1,0 +1,72 @@
+"""The functions the "compile" backend hands to torch.compile trace as single graphs and stay exact.
+
+On the GPU they are compiled by inductor and captured in CUDA graphs; here (CPU, CI) dynamo traces them
+with `fullgraph=True` (a graph break fails the test) through the `aot_eager` backend, which replays the
+traced graph with the same kernels, so the steady-state streams must match eager to float rounding.
+"""
+import copy
+import dataclasses
+
+import torch
+
+from engine.flow.sampler import schedule
+from engine.nn.conv import StreamState
+from engine.runtime.graphs import sample_block
+
+
+def _trace(fn):
+    torch._dynamo.reset()
+    return torch.compile(fn, backend="aot_eager", fullgraph=True, dynamic=False)
+
+
+def _steady_session(engine, portrait, speech):
+    s = engine.open_session([portrait], seed=0)
+    s.push_audio(speech, 16000)
+    s.step()  # 2 s of audio: far more blocks than the tiny window, so the KV cache is full and rolled
+    assert s._cache.full and s._dec_state.started
+    return s
+
+
+def _clone_cache(cache):
+    return dataclasses.replace(cache, k=[t.clone() for t in cache.k], v=[t.clone() for t in cache.v],
+                               slot_index=cache.slot_index.clone())
+
+
+@torch.no_grad()
+def test_traced_block_forward_matches_eager_over_blocks(tiny_engine, portrait, speech):
+    s = _steady_session(tiny_engine, portrait, speech)
+    dit, cfg = tiny_engine.model.dit, tiny_engine.cfg
+    sched = schedule(cfg.sampler.steps, cfg.sampler.shift)
+    c, bf, g = cfg.vae.latent_channels, cfg.dit.block_frames, cfg.vae.latent_size
+    audio = torch.randn(2, bf, cfg.audio.feature_dim)
+    times = [torch.full((2,), t) for t in sched]
+    t_hist = torch.zeros(2)
+    caches = [_clone_cache(s._cache), _clone_cache(s._cache)]
+    for blk in range(3):  # several blocks: the commit writes roll through the ring slots
+        fwd = _trace(dit.block_forward)  # fresh per block: a captured graph is traced at one cursor
+        x = torch.randn(1, c, bf, g, g)
+        rope = dit.rope(caches[0].next_block * bf, bf, x.device)
+        outs = [sample_block(dit, cache, x, audio, times, sched, 2.0, t_hist, None, rope, f)
+                for cache, f in zip(caches, (None, fwd))]
+        torch.testing.assert_close(outs[1], outs[0], rtol=1e-4, atol=1e-5)
+        for layer in range(cfg.dit.depth):
+            torch.testing.assert_close(caches[1].k[layer], caches[0].k[layer], rtol=1e-4, atol=1e-5)
+        for cache in caches:
+            cache.advance()
+    assert not torch.equal(caches[0].k[0], s._cache.k[0])  # the commits did write the cache
+
+
+@torch.no_grad()
+def test_traced_decode_matches_eager_and_carries_state(tiny_engine, portrait, speech):
+    s = _steady_session(tiny_engine, portrait, speech)
+    vae, cfg = tiny_engine.model.vae, tiny_engine.cfg
+    decode = _trace(vae.decode)
+    states = [copy.deepcopy(s._dec_state), copy.deepcopy(s._dec_state)]
+    shape = (1, cfg.vae.latent_channels, cfg.dit.block_frames, cfg.vae.latent_size, cfg.vae.latent_size)
+    for _ in range(3):  # consecutive chunks: the in-place state updates must reach the caller's tensors
+        z = torch.randn(shape)
+        outs = [f(z, s._ref_e1, st) for f, st in zip((vae.decode, decode), states)]
+        torch.testing.assert_close(outs[1], outs[0], rtol=1e-4, atol=1e-5)
+        for key, held in states[0].frames.items():
+            torch.testing.assert_close(states[1].frames[key], held, rtol=1e-4, atol=1e-5)
+    assert isinstance(states[1], StreamState) and states[1].started
