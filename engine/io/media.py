@@ -7,6 +7,7 @@ with a one-line message that names the file, never a codec traceback.
 from __future__ import annotations
 
 import logging
+import wave
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -90,7 +91,10 @@ def _image_via_av(p: Path) -> np.ndarray:
 
 def read_audio(path: str | Path, sample_rate: int = 16_000) -> np.ndarray:
     """The first audio stream of any file PyAV reads (wav, m4a, mp3, a video's track...) ->
-    float32 mono [S] in [-1, 1] at `sample_rate`."""
+    float32 mono [S] in [-1, 1] at `sample_rate`. Plain 16-bit PCM WAV is read without PyAV."""
+    pcm = _read_pcm16_wav(Path(path), sample_rate)
+    if pcm is not None:
+        return pcm
     av = _av()
     with _open(path) as c:
         if not c.streams.audio:
@@ -110,6 +114,28 @@ def read_audio(path: str | Path, sample_rate: int = 16_000) -> np.ndarray:
     if not chunks or sum(len(x) for x in chunks) == 0:
         raise MediaError(f"{path}: audio stream is empty")
     return np.clip(np.concatenate(chunks).astype(np.float32, copy=False), -1.0, 1.0)
+
+
+def _read_pcm16_wav(p: Path, sample_rate: int) -> np.ndarray | None:
+    """16-bit PCM WAV -> float32 mono at `sample_rate` (channels averaged, our resampler); None for
+    any other file (float or compressed WAV, other containers), which PyAV then reads."""
+    if p.suffix.lower() != ".wav" or not p.is_file():
+        return None
+    try:
+        with wave.open(str(p), "rb") as w:
+            if w.getsampwidth() != 2 or w.getcomptype() != "NONE":
+                return None
+            rate, channels = w.getframerate(), w.getnchannels()
+            raw = w.readframes(w.getnframes())
+    except (wave.Error, EOFError):
+        return None  # e.g. WAVE_FORMAT_EXTENSIBLE or float samples: PyAV reads those
+    x = np.frombuffer(raw[: len(raw) // (2 * channels) * 2 * channels], "<i2").reshape(-1, channels)
+    if x.size == 0:
+        raise MediaError(f"{p}: audio stream is empty")
+    mono = x.astype(np.float32).mean(axis=1) / 32768.0
+    if rate != sample_rate:
+        mono = resample(mono, rate, sample_rate)
+    return np.clip(mono, -1.0, 1.0).astype(np.float32, copy=False)
 
 
 # --------------------------------------------------------------------------- video

@@ -149,3 +149,29 @@ def test_bad_inputs_give_one_line_media_errors(tmp_path):
             fn()
         assert "\n" not in str(e.value)
         assert isinstance(e.value, ValueError)
+
+
+@pytest.mark.parametrize("rate,channels", [(16000, 1), (22050, 2)])
+def test_pcm_wav_is_read_without_pyav_like_pyav_reads_it(tmp_path, monkeypatch, rate, channels):
+    import wave
+
+    t = np.arange(rate) / rate  # 1 s
+    tone = 0.5 * np.sin(2 * np.pi * 440 * t)
+    pcm = (np.stack([tone] * channels, axis=1) * 32767).round().astype("<i2")
+    path = tmp_path / "speech.wav"
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(channels), w.setsampwidth(2), w.setframerate(rate)
+        w.writeframes(pcm.tobytes())
+    fast = M.read_audio(path, 16000)
+    monkeypatch.setattr(M, "_av", lambda: pytest.fail("PyAV must not be needed"))
+    assert np.array_equal(M.read_audio(path, 16000), fast)  # the stdlib path answered
+    monkeypatch.undo()
+    monkeypatch.setattr(M, "_read_pcm16_wav", lambda p, sr: None)
+    ref = M.read_audio(path, 16000)  # PyAV's decoding of the same file
+    n = min(len(ref), len(fast))
+    assert abs(len(ref) - len(fast)) <= 64 and n > 15000
+    a, b = ref[1000:n - 1000], fast[1000:n - 1000]
+    if channels == 1:
+        assert np.abs(a - b).max() < 1e-4  # bit-exact decoding
+    else:  # our downmix averages (keeps the level); FFmpeg's adds at -3 dB each: same waveform, x sqrt(2)
+        assert np.abs(a / np.sqrt(2) - b).max() < 2e-2 and np.abs(b).max() < 0.51
