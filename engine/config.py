@@ -142,11 +142,20 @@ class SamplerConfig:
 
 @dataclass(frozen=True)
 class RuntimeConfig:
-    queue_frames: int = 8  # bounded drop-oldest frame queue per sink
+    """Live runner settings. Playout: frame f is shown at (push time of its audio) + D, so every on-time
+    frame has mic->frame latency D (engine/runtime/playout.py); D rises when a frame comes late."""
+
+    queue_frames: int = 8  # bounded drop-oldest frame queue per sink (grows with D when live)
     ring_seconds: float = 30.0  # audio ring buffer capacity
+    playout_ms: float | None = None  # initial D; None: block + audio look-ahead + playout_margin_ms
+    playout_margin_ms: float = 30.0  # compute allowance in the automatic D
+    playout_max_ms: float = 2000.0  # D never grows past this (a stalled engine)
 
     def __post_init__(self) -> None:
         _check(self.queue_frames >= 1 and self.ring_seconds >= 1, "bad runtime sizes")
+        _check(self.playout_margin_ms >= 0 and self.playout_max_ms > 0, "bad playout margin or cap")
+        _check(self.playout_ms is None or 0 <= self.playout_ms <= self.playout_max_ms,
+               "playout_ms must be in [0, playout_max_ms]")
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Virtual webcam sink over pyvirtualcam (v4l2loopback on Linux, OBS Virtual Camera on Windows/macOS).
 
-A `FrameSink` (put/close). The runner's output thread paces it at 25 fps, so `put` only converts and
-sends. Frames are letterboxed into the camera size and optionally mirrored.
+A `FrameSink` (put/close). The runner's output thread paces it (each frame at its audio's push time +
+the playout delay, the last frame again on underrun), so `put` only converts and sends. Frames are letterboxed into the camera size and optionally mirrored.
 """
 from __future__ import annotations
 

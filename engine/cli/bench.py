@@ -6,7 +6,7 @@
 Random weights (speed does not depend on them), so any preset can be measured without training.
 Phases: fill the KV window (eager) -> count FLOPs of one full-window block -> apply the backend ->
 warm up -> time blocks for --seconds -> stream --seconds more through the Runner, fed in 20 ms chunks
-on the wall clock and paced at 25 fps, for p50/p95 mic->frame latency.
+on the wall clock and shown at the runner's playout delay, for p50/p95 mic->frame latency.
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ import torch
 
 from engine.cli import UserError
 from engine.cli.stream import CHUNK_S, load_model
-from engine.config import FPS, SAMPLE_RATE, EngineConfig
+from engine.config import SAMPLE_RATE, EngineConfig
 from engine.device import BACKENDS
 
 log = logging.getLogger(__name__)
@@ -233,6 +233,7 @@ def _report(r: dict[str, Any]) -> None:
     print(f"  {r['flops_per_frame'] / 1e9:.2f} GFLOP/frame -> {r['tflops_achieved']:.2f} TFLOP/s{util}; "
           f"peak GPU memory {r['peak_gpu_mem_gib']:.2f} GiB")
     if "paced" in r:
-        print(f"  paced at {FPS} fps: latency p50 {r['latency_p50_ms']:.0f} ms, p95 {r['latency_p95_ms']:.0f} ms, "
-              f"held {r['paced']['held']}, dropped {r['paced']['dropped']}; "
-              f"session open {r['paced']['session_open_s']:.1f} s")
+        p = r["paced"]
+        print(f"  paced (playout delay now {p['playout_ms']:.0f} ms): latency p50 {r['latency_p50_ms']:.0f} ms, "
+              f"p95 {r['latency_p95_ms']:.0f} ms, late {p['late']}, held {p['held']}, dropped {p['dropped']}; "
+              f"session open {p['session_open_s']:.1f} s")

@@ -2,12 +2,14 @@
 
 ```
 push_audio (mic callback) --resample+copy--> AudioRing --engine thread--> Session.step()
-   --> per-sink bounded drop-oldest FrameQueue --output thread per sink (25 fps, hold on underrun)--> sink
+   --> per-sink bounded drop-oldest FrameQueue --output thread per sink (playout delay D)--> sink
 ```
-Live (`realtime=True`): the producer never waits on model code: `push_audio` takes one short lock and copies. The engine thread
-is the only caller of the session (set_sampler included, at block boundaries). Each sink has its own
-output thread so a slow file encoder cannot stall the virtual camera. The runner owns the session's
-audio from sample 0: push nothing into the session directly while a runner drives it.
+Live (`realtime=True`): the producer never waits on model code: `push_audio` takes one short lock and
+copies. Each frame is shown at the push time of its audio + a playout delay D, so mic->frame latency is
+D (playout.py). The engine thread is the only caller of the session (set_sampler included, at block
+boundaries). Each sink has its own output thread so a slow file encoder cannot stall the virtual
+camera. The runner owns the session's audio from sample 0: push nothing into the session directly
+while a runner drives it.
 
 Offline (`realtime=False`, files and benchmarks) the runner is lossless instead: frames go out as fast
 as they are made, a full sink queue makes the engine wait, and `push_audio` waits for ring space, so
@@ -18,128 +20,21 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
-from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from engine.config import FPS, SAMPLE_RATE, RuntimeConfig
+from engine.config import SAMPLE_RATE, RuntimeConfig
 from engine.audio.resample import StreamResampler
+from engine.runtime.playout import Channel, FrameQueue, Item, PlayoutDelay, initial_delay
 from engine.runtime.ringbuffer import AudioRing, PushLog, RingUnderflow, frame_to_sample
 from engine.runtime.sinks import CallbackSink, FileSink, FrameSink, NullSink
-from engine.runtime.timing import RateMeter, StageTimes, Stats, percentile_ms
+from engine.runtime.timing import StageTimes, Stats, percentile_ms
 
 __all__ = ["Runner", "FrameQueue", "FrameSink", "NullSink", "FileSink", "CallbackSink", "Stats"]
 
 log = logging.getLogger(__name__)
-LATENCY_WINDOW = 1500  # frames (60 s) kept for p50/p95
 
-
-@dataclass
-class _Item:
-    frame: Any
-    pushed_at: float | None  # clock() when the audio at the frame's pts was pushed; None for padding
-    produced_at: float  # perf_counter() when the engine thread queued it
-
-
-class FrameQueue:
-    """Bounded queue that never blocks the writer: when full, the oldest item is dropped and counted."""
-
-    def __init__(self, maxlen: int) -> None:
-        self._q: deque[Any] = deque()
-        self.maxlen = maxlen
-        self.dropped = 0
-        self.closed = False
-        self._cond = threading.Condition(threading.Lock())
-
-    def put(self, item: Any, block: bool = False) -> None:
-        """Queue `item`; when full, drop the oldest (live) or wait for room (`block`, lossless)."""
-        with self._cond:
-            if block:
-                self._cond.wait_for(lambda: len(self._q) < self.maxlen or self.closed)
-                if self.closed:
-                    return
-            if len(self._q) >= self.maxlen:
-                self._q.popleft()
-                self.dropped += 1
-            self._q.append(item)
-            self._cond.notify_all()
-
-    def pop(self) -> Any | None:
-        with self._cond:
-            if not self._q:
-                return None
-            self._cond.notify_all()  # room for a blocked lossless put
-            return self._q.popleft()
-
-    def wait(self, timeout: float) -> bool:
-        """Wait until an item is queued or the queue is closed; True if an item is there."""
-        with self._cond:
-            self._cond.wait_for(lambda: self._q or self.closed, timeout)
-            return bool(self._q)
-
-    def close(self) -> None:
-        with self._cond:
-            self.closed = True
-            self._cond.notify_all()
-
-    @property
-    def finished(self) -> bool:
-        with self._cond:
-            return self.closed and not self._q
-
-    def __len__(self) -> int:
-        return len(self._q)
-
-
-class _Channel:
-    """One sink, its queue and its output-side accounting."""
-
-    def __init__(self, sink: FrameSink, maxlen: int, clock: Callable[[], float],
-                 times: StageTimes, primary: bool) -> None:
-        self.sink, self.queue, self.clock, self.times = sink, FrameQueue(maxlen), clock, times
-        self.primary = primary
-        self.last: Any = None
-        self.held = 0
-        self.frames_out = 0
-        self.latency: deque[float] = deque(maxlen=LATENCY_WINDOW)
-        self.rate = RateMeter()
-
-    def deliver(self, item: _Item) -> None:
-        t0 = time.perf_counter()
-        if self.primary:
-            self.times.add("queue", t0 - item.produced_at)
-        self.sink.put(item.frame)
-        now = self.clock()
-        if self.primary:
-            self.times.add("output", time.perf_counter() - t0)
-            if item.pushed_at is not None:
-                self.latency.append(now - item.pushed_at)
-        self.rate.tick(now)
-        self.last = item.frame
-        self.frames_out += 1
-
-    def period(self, base: float, target_depth: int) -> float:
-        """Seconds to the next tick. Arrival and output run at the same 25 fps, so every late block
-        (a held tick) would otherwise add 40 ms of latency for good; while more than a block is
-        queued, play 25% faster until the backlog is gone (smoother than dropping frames)."""
-        return base * 0.8 if len(self.queue) > target_depth else base
-
-    def tick(self) -> bool:
-        """One 25 fps output tick: show the next frame, or re-show the last one on underrun.
-
-        Returns False once the queue is closed and drained (nothing more will come)."""
-        item = self.queue.pop()
-        if item is not None:
-            self.deliver(item)
-            return True
-        if self.queue.finished:
-            return False
-        if self.last is not None:
-            self.sink.put(self.last)
-            self.held += 1
-        return True
 
 
 class Runner:
@@ -147,7 +42,9 @@ class Runner:
 
     def __init__(self, session: Any, sinks: Sequence[FrameSink], *, realtime: bool = True,
                  clock: Callable[[], float] = time.monotonic, cfg: RuntimeConfig | None = None,
-                 device_name: str | None = None) -> None:
+                 device_name: str | None = None, playout_delay: float | None = None) -> None:
+        """`playout_delay`: initial D in seconds (live only); overrides `cfg.playout_ms` and the
+        automatic block + look-ahead + margin."""
         self.session, self.realtime, self.clock = session, realtime, clock
         self.cfg = cfg or RuntimeConfig()
         self.device_name = device_name or getattr(session, "device_name", None) or "CPU"
@@ -157,7 +54,11 @@ class Runner:
         # a whole block arrives at once: the queue must hold one, or every block would drop frames
         self._block = int(getattr(session, "frames_per_block", 1))
         maxlen = max(self.cfg.queue_frames, 2 * self._block)
-        self._channels = [_Channel(s, maxlen, clock, self.times, i == 0) for i, s in enumerate(sinks)]
+        d0 = self._initial_delay(playout_delay)
+        max_d = max(d0, self.cfg.playout_max_ms / 1000.0)
+        self._channels = [Channel(s, maxlen, clock, self.times, i == 0,
+                                  PlayoutDelay(d0, max_d) if realtime else None, self._block)
+                          for i, s in enumerate(sinks)]
         self._push_lock = threading.Lock()
         self._resampler: StreamResampler | None = None
         self._sampler_lock = threading.Lock()
@@ -170,6 +71,17 @@ class Runner:
         self._engine_frames = 0
         self._engine_busy = 0.0  # seconds inside step()/flush()
         self._sinks_closed = False
+
+    def _initial_delay(self, override: float | None) -> float:
+        if override is not None:
+            if not override >= 0:
+                raise ValueError(f"playout_delay must be >= 0 seconds, got {override!r}")
+            return float(override)
+        if self.cfg.playout_ms is not None:
+            return self.cfg.playout_ms / 1000.0
+        audio = getattr(getattr(self.session, "cfg", None), "audio", None)  # EngineConfig.audio
+        return initial_delay(self._block, float(getattr(audio, "lookahead_ms", 0)),
+                             self.cfg.playout_margin_ms)
 
     # --- producer side (any thread, e.g. the audio callback) ------------------------------------
     def push_audio(self, samples: np.ndarray, sample_rate: int) -> None:
@@ -344,8 +256,8 @@ class Runner:
         self._engine_frames += len(frames)
         self.times.add_all(dict(getattr(self.session, "timings", {}) or {}))
         for frame in frames:
-            item = _Item(frame, self.push_log.time_of(frame_to_sample(frame.index)),
-                         time.perf_counter())
+            item = Item(frame, self.push_log.time_of(frame_to_sample(frame.index)),
+                        time.perf_counter(), self.clock())
             for ch in self._channels:
                 ch.queue.put(item, block=not self.realtime)
         if not frames and not self._eof.is_set():  # nothing ran: wait for more audio, don't spin
@@ -361,7 +273,7 @@ class Runner:
                 log.warning("sampler change %s ignored: %s", pending, e)
 
     # --- output threads ---------------------------------------------------------------------------
-    def _output_main(self, ch: _Channel) -> None:
+    def _output_main(self, ch: Channel) -> None:
         try:
             if self.realtime:
                 self._paced_loop(ch)
@@ -374,25 +286,18 @@ class Runner:
         except BaseException as e:  # noqa: BLE001 - kept and surfaced through .error
             self._fail(e, "output")
 
-    def _paced_loop(self, ch: _Channel) -> None:
-        """25 fps ticks from the first frame on; underrun re-shows the last frame (counted)."""
-        period = 1.0 / FPS
-        while not self._stop.is_set():  # wait for the first frame
-            if ch.queue.wait(0.1):
-                break
-            if ch.queue.finished:
-                return
-        next_t = self.clock()
+    def _paced_loop(self, ch: Channel) -> None:
+        """Each frame at its deadline (push time of its audio + D); see playout.py."""
         while not self._stop.is_set():
-            delay = next_t - self.clock()
-            if delay > 0:
-                self._stop.wait(delay)
-                continue
-            if not ch.tick():
+            wait = ch.service(self.clock())
+            if wait is None:
                 return
-            next_t += ch.period(period, self._block)
-            if self.clock() - next_t > period:  # the sink was slow: re-anchor instead of bursting
-                next_t = self.clock() + period
+            if wait <= 0:
+                continue
+            if len(ch.queue):
+                self._stop.wait(wait)  # the head is not due yet; later frames are due later still
+            else:
+                ch.queue.wait(wait)  # a frame arriving now may be late: look at it at once
 
     # --- stats ------------------------------------------------------------------------------------
     def stats(self) -> Stats:
@@ -403,8 +308,10 @@ class Runner:
             fps=p.rate.rate(now) if p else 0.0,
             latency_p50_ms=percentile_ms(lat, 50), latency_p95_ms=percentile_ms(lat, 95),
             frames_out=p.frames_out if p else 0,
-            dropped=sum(ch.queue.dropped for ch in self._channels),
+            dropped=sum(ch.queue.dropped + ch.dropped for ch in self._channels),
             held=sum(ch.held for ch in self._channels),
+            late=sum(ch.playout.late for ch in self._channels if ch.playout is not None),
+            playout_ms=1000.0 * p.playout.delay if p is not None and p.playout is not None else 0.0,
             overflow_samples=self.ring.overflow_samples,
             stage_ms=self.times.medians_ms(), device=self.device_name,
             engine_fps=self._engine_frames / self._engine_busy if self._engine_busy > 0 else 0.0)

@@ -2,9 +2,9 @@
 
 Stages: audio_wait (engine thread waiting for the mic), features / denoise / decode (from
 `Session.timings`, which the session measures with CUDA events on CUDA, perf_counter on CPU), queue
-(frame produced -> taken by the output), output (time inside `sink.put`); step is the wall time
-of a `step()` that ran blocks (host overhead shows as step > features + denoise + decode). Every window here is
-bounded so hours of streaming keep memory flat.
+(frame produced -> taken by the output; live, mostly the wait for its playout deadline), output (time
+inside `sink.put`); step is the wall time of a `step()` that ran blocks (host overhead shows as
+step > features + denoise + decode). Every window here is bounded so hours of streaming keep memory flat.
 """
 from __future__ import annotations
 
@@ -26,8 +26,10 @@ class Stats:
     latency_p50_ms: float = 0.0
     latency_p95_ms: float = 0.0
     frames_out: int = 0  # new frames delivered to the primary sink
-    dropped: int = 0  # frames dropped by full sink queues (all sinks)
-    held: int = 0  # ticks on which a sink re-showed its last frame (underrun, all sinks)
+    dropped: int = 0  # frames skipped to catch up with a slow sink or dropped by a full queue (all sinks)
+    held: int = 0  # times a sink re-showed its last frame because no frame was there (underrun, all sinks)
+    late: int = 0  # frames that reached a sink's queue after their deadline; each raised D (all sinks)
+    playout_ms: float = 0.0  # current playout delay D of the primary sink (0 when not paced)
     overflow_samples: int = 0  # audio overwritten before the engine read it
     stage_ms: dict[str, float] = field(default_factory=dict)  # median ms per stage, per step/frame
     device: str = "CPU"
@@ -37,13 +39,15 @@ class Stats:
         """One human line for CLIs."""
         stages = " ".join(f"{k}={v:.1f}" for k, v in self.stage_ms.items())
         return (f"fps {self.fps:5.1f} | engine {self.engine_fps:6.1f} fps | latency p50 "
-                f"{self.latency_p50_ms:6.1f} ms p95 {self.latency_p95_ms:6.1f} ms | out {self.frames_out} "
-                f"dropped {self.dropped} held {self.held} overflow {self.overflow_samples} | ms: {stages}")
+                f"{self.latency_p50_ms:6.1f} ms p95 {self.latency_p95_ms:6.1f} ms | playout "
+                f"{self.playout_ms:5.0f} ms | out {self.frames_out} late {self.late} dropped {self.dropped} "
+                f"held {self.held} overflow {self.overflow_samples} | ms: {stages}")
 
     def to_dict(self) -> dict[str, Any]:
         return {"fps": self.fps, "latency_p50_ms": self.latency_p50_ms,
                 "latency_p95_ms": self.latency_p95_ms, "frames_out": self.frames_out,
-                "dropped": self.dropped, "held": self.held, "overflow_samples": self.overflow_samples,
+                "dropped": self.dropped, "held": self.held, "late": self.late,
+                "playout_ms": self.playout_ms, "overflow_samples": self.overflow_samples,
                 "stage_ms": dict(self.stage_ms), "device": self.device, "engine_fps": self.engine_fps}
 
 

@@ -19,7 +19,8 @@ def test_bench_tiny_cpu_writes_every_field(tmp_path, capsys):
     assert r["fps"] > 0 and r["flops_per_frame"] > 1e6 and r["tflops_achieved"] > 0
     assert {"features", "denoise", "decode"} <= set(r["stage_ms"])
     assert 0 < r["latency_p50_ms"] <= r["latency_p95_ms"]
-    assert r["paced"]["frames_out"] > 0
+    assert r["paced"]["frames_out"] > 0 and r["paced"]["playout_ms"] > 0
+    assert {"late", "held", "dropped"} <= set(r["paced"])
     assert "FPS at the full window" in capsys.readouterr().out
 
 

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from engine.config import RuntimeConfig
-from engine.runtime.runner import FrameQueue, Runner, _Channel, _Item
+from engine.runtime.playout import FrameQueue
+from engine.runtime.runner import Runner
 from engine.runtime.sinks import CallbackSink, NullSink
-from engine.runtime.timing import StageTimes
 
 from .doubles import SPF, FakeSession
 
@@ -31,9 +31,10 @@ def runner_threads() -> list[str]:
 
 class Collect:
     def __init__(self, delay: float = 0.0, gate: threading.Event | None = None) -> None:
-        self.frames, self.closed, self.delay, self.gate = [], 0, delay, gate
+        self.frames, self.closed, self.delay, self.gate, self.calls = [], 0, delay, gate, 0
 
     def put(self, frame) -> None:
+        self.calls += 1
         if self.gate is not None:
             self.gate.wait(10)
         if self.delay:
@@ -161,17 +162,23 @@ def test_stop_joins_every_thread_and_closes_sinks_once():
     assert [s.closed for s in sinks] == [1, 1]
 
 
-def test_full_queue_drops_oldest_live_and_blocks_nothing():
+def test_stuck_sink_drops_oldest_live_and_blocks_nothing():
     gate = threading.Event()
     sink = Collect(gate=gate)
     s = FakeSession()
     r = Runner(s, [sink], realtime=True, cfg=RuntimeConfig(queue_frames=8))
     r.start()
-    r.push_audio(speech(3.0), 16000)
+    audio = speech(3.0)
+    r.push_audio(audio[:3200], 16000)
     deadline = time.monotonic() + 5
+    while not sink.calls and time.monotonic() < deadline:  # frame 0 is due: the sink takes it, sticks
+        time.sleep(0.005)
+    r.push_audio(audio[3200:], 16000)
     while s.next_frame < 70 and time.monotonic() < deadline:  # the engine runs on, sink is stuck
         time.sleep(0.005)
-    assert s.next_frame >= 70
+    assert s.next_frame >= 70 and sink.calls == 1
+    q = r._channels[0].queue
+    assert len(q) == q.maxlen == 5 + 8  # ceil(190 ms * 25 fps) + two blocks
     gate.set()
     r.end_audio()
     assert r.wait(10)
@@ -224,47 +231,53 @@ def test_underrun_holds_the_last_frame_and_never_blocks_the_producer():
     assert all(a <= b for a, b in zip(idx, idx[1:]))
 
 
-def test_output_tick_shows_next_frame_or_holds_with_a_manual_clock():
-    now = [10.0]
-    sink = Collect()
-    ch = _Channel(sink, 4, lambda: now[0], StageTimes(), primary=True)
-    assert ch.tick() and sink.frames == [] and ch.held == 0  # nothing shown yet: nothing to hold
-    f0, f1 = object(), object()
-    ch.queue.put(_Item(f0, 9.5, time.perf_counter()))
-    ch.queue.put(_Item(f1, None, time.perf_counter()))
-    assert ch.tick() and ch.tick() and ch.tick()
-    assert sink.frames == [f0, f1, f1] and ch.held == 1 and ch.frames_out == 2
-    assert list(ch.latency) == [0.5]  # padding frames (no push time) carry no latency
-    ch.queue.close()
-    assert not ch.tick() and ch.held == 1
+def feed_like_a_mic(r: Runner, audio: np.ndarray) -> None:
+    """20 ms chunks on the wall clock."""
+    t0 = time.monotonic()
+    for k, i in enumerate(range(0, len(audio), 320)):
+        r.push_audio(audio[i:i + 320], 16000)
+        time.sleep(max(0.0, t0 + (k + 1) * 0.02 - time.monotonic()))
 
 
-def test_output_plays_faster_only_while_more_than_a_block_is_queued():
-    ch = _Channel(Collect(), 16, lambda: 0.0, StageTimes(), primary=True)
-    for i in range(5):
-        ch.queue.put(_Item(object(), None, 0.0))
-    assert ch.period(0.04, 4) < 0.04  # a late block left a backlog: catch up
-    ch.queue.pop()
-    assert ch.period(0.04, 4) == 0.04  # one block or less queued: normal 25 fps
+def test_live_frames_are_shown_at_push_time_plus_the_playout_delay():
+    r = Runner(FakeSession(), [NullSink()], realtime=True, playout_delay=0.3)
+    r.start()
+    feed_like_a_mic(r, speech(2.0))  # the fake needs 180 ms of audio after a block's first frame
+    r.end_audio()
+    assert r.wait(5) and r.error is None
+    r.stop()
+    lat = np.array(r._channels[0].latency)
+    st = r.stats()
+    assert len(lat) == 50 and st.frames_out == 50
+    assert abs(np.median(lat) - 0.3) < 0.005 and np.all(np.abs(lat - 0.3) < 0.02)
+    assert (st.held, st.dropped, st.late, st.playout_ms) == (0, 0, 0, 300.0)
 
 
-def test_live_latency_does_not_ratchet_up_after_a_late_block():
-    # one block is late (a hiccup); afterwards the output must come back to its normal delay
+def test_a_late_block_raises_the_live_delay_once_and_later_frames_are_on_time():
     class Hiccup(FakeSession):
         def _block(self):
             if self.blocks == 3:
                 time.sleep(0.3)
             return super()._block()
 
-    r = Runner(Hiccup(), [NullSink()], realtime=True)
+    r = Runner(Hiccup(), [NullSink()], realtime=True, playout_delay=0.25)
     r.start()
-    audio, t0 = speech(3.0), time.monotonic()
-    for k, i in enumerate(range(0, len(audio), 320)):
-        r.push_audio(audio[i:i + 320], 16000)
-        time.sleep(max(0.0, t0 + (k + 1) * 0.02 - time.monotonic()))
-    late = list(r._channels[0].latency)[-10:]
+    feed_like_a_mic(r, speech(3.0))
     r.stop()
-    assert max(late) < 0.3  # block (160 ms) + look-ahead + one tick; without catch-up: > 0.45 s
+    st, lat = r.stats(), list(r._channels[0].latency)
+    # block 3 (frames 9-12) is due ~70 ms after it normally lands, so it comes ~0.23 s late
+    assert st.late == 1 and 450 < st.playout_ms < 550 and st.dropped == 0
+    assert all(abs(x - st.playout_ms / 1000) < 0.02 for x in lat[-40:])  # on time at the new D
+
+
+def test_playout_delay_defaults_to_block_plus_margin_and_can_be_set():
+    assert Runner(FakeSession(), [NullSink()]).stats().playout_ms == pytest.approx(160 + 30)
+    cfg = RuntimeConfig(playout_ms=250, playout_margin_ms=10)
+    assert Runner(FakeSession(), [NullSink()], cfg=cfg).stats().playout_ms == 250
+    assert Runner(FakeSession(), [NullSink()], cfg=cfg, playout_delay=0.1).stats().playout_ms == 100
+    assert Runner(FakeSession(), [NullSink()], realtime=False).stats().playout_ms == 0  # not paced
+    with pytest.raises(ValueError, match="playout"):
+        RuntimeConfig(playout_ms=-1)
 
 
 def test_frame_queue_counts_drops_and_reports_finished():

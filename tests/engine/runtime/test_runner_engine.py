@@ -1,5 +1,6 @@
 """The runner around the real tiny engine (CPU)."""
 import numpy as np
+import pytest
 
 from engine.runtime.runner import Runner
 from engine.runtime.sinks import CallbackSink, NullSink
@@ -47,3 +48,14 @@ def test_live_sampler_change_reaches_the_real_session(tiny_engine):
     assert r.wait(60) and r.error is None
     r.stop()
     assert (s.sampler.steps, s.sampler.cfg) == (1, 1.5)
+
+
+def test_automatic_playout_delay_reads_block_and_lookahead_from_the_session(tiny_engine):
+    from engine.config import RuntimeConfig
+
+    s = tiny_engine.open_session([portrait()], seed=0)
+    cfg = s.cfg
+    assert s.frames_per_block == 4 and cfg.audio.lookahead_ms == 40
+    assert Runner(s, [NullSink()]).stats().playout_ms == pytest.approx(160 + 40 + 30)
+    wider = Runner(s, [NullSink()], cfg=RuntimeConfig(playout_margin_ms=60))
+    assert wider.stats().playout_ms == pytest.approx(160 + 40 + 60)
