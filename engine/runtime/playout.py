@@ -32,8 +32,8 @@ from engine.runtime.timing import RateMeter, StageTimes
 
 PERIOD_S = 1.0 / FPS
 RAISE_S = 0.005  # added to D on top of a late frame's lateness
-RELAX_FRAMES = 250  # on-time frames (10 s) between two steps down
-RELAX_S = 0.002  # largest step down
+RELAX_FRAMES = 50  # on-time frames (2 s) between two steps down: back from a start-up hiccup in seconds
+RELAX_S = 0.010  # largest step down
 KEEP_S = 0.015  # spare time every frame of a relax window keeps after a step down
 IDLE_S = 0.1  # poll while nothing has been shown yet
 EPS_S = 1e-6  # due within this counts as due (no sub-microsecond sleeps, no float fuss)

@@ -242,13 +242,13 @@ def feed_like_a_mic(r: Runner, audio: np.ndarray) -> None:
 def test_live_frames_are_shown_at_push_time_plus_the_playout_delay():
     r = Runner(FakeSession(), [NullSink()], realtime=True, playout_delay=0.3)
     r.start()
-    feed_like_a_mic(r, speech(2.0))  # the fake needs 180 ms of audio after a block's first frame
+    feed_like_a_mic(r, speech(1.6))  # the fake needs 180 ms of audio after a block's first frame
     r.end_audio()
     assert r.wait(5) and r.error is None
     r.stop()
     lat = np.array(r._channels[0].latency)
     st = r.stats()
-    assert len(lat) == 50 and st.frames_out == 50
+    assert len(lat) == 40 and st.frames_out == 40  # fewer than RELAX_FRAMES: D has no reason to move
     assert abs(np.median(lat) - 0.3) < 0.005 and np.all(np.abs(lat - 0.3) < 0.02)
     assert (st.held, st.dropped, st.late, st.playout_ms) == (0, 0, 0, 300.0)
 
