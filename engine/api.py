@@ -31,8 +31,9 @@ class Engine:
         self.device_name = dev.device_name(device)
         self.weights = weights
 
-    def open_session(self, references: list[np.ndarray], seed: int = 0) -> Session:
-        return Session(self.model, list(references), seed, self.device, self.dtype)
+    def open_session(self, references: list[np.ndarray], seed: int = 0, warm_up: bool | None = None) -> Session:
+        """warm_up (default: on GPUs): run the first KV window on silence at open, then rewind (Session)."""
+        return Session(self.model, list(references), seed, self.device, self.dtype, warm_up)
 
 
 def build_model(cfg: EngineConfig, seed: int = 0) -> AvacastModel:
@@ -46,7 +47,8 @@ def load_engine(cfg: EngineConfig | None = None, weights: str | Path | None = No
                 device: str = "auto", backend: str | None = None) -> Engine:
     """Weights given: their config is used (a different architecture in `cfg` is an error; its sampler is
     kept). Only cfg: random weights (tests, benchmarks). Neither: the shipped default model.
-    backend: eager | compile (CUDA graphs; the default on GPUs) | tensorrt (see engine.device)."""
+    backend: eager | graphs (CUDA graphs) | compile (torch.compile inside CUDA graphs; the default on GPUs)
+    | tensorrt (see engine.device)."""
     if weights is None and cfg is None:
         weights = default_weights()
         if weights is None:

@@ -69,5 +69,10 @@ class KVCache:
         self.filled = min(self.filled + 1, self.past_blocks)
         self._set_slot()
 
+    def advance_to(self, block: int) -> None:
+        """Set the cursor to absolute block `block` with nothing committed (a rewound stream)."""
+        self.next_block, self.filled = block, 0
+        self._set_slot()
+
     def nbytes(self) -> int:
         return sum(t.numel() * t.element_size() for t in self.k + self.v)

@@ -7,8 +7,9 @@ D starts at the algorithmic delay (block + audio look-ahead) plus a compute marg
 
 - late:    a frame reached the queue after its deadline (the engine was slow). It is shown at once and
            D rises by the lateness + `RAISE_S`, so the frames after it are on time again (up to a cap).
-- relax:   after `RELAX_FRAMES` on-time frames that all had more than `KEEP_S` to spare, D falls by at
-           most `RELAX_S`, so a start-up hiccup or a too-generous margin does not cost latency forever.
+- relax:   after `RELAX_FRAMES` on-time frames that all had more than `KEEP_S` to spare, D falls by
+           `RELAX_S`, or a quarter of the spare when larger, so a hiccup or a too-generous margin does not
+           cost latency for long (large steps skip frames once, like any player catching up).
 - held:    nothing queued one period after the previous deadline (true underrun): the last frame is
            shown again, because sinks such as a virtual camera want a steady 25 fps.
 - dropped: the sink fell behind: a frame more than a period past its deadline is skipped while a
@@ -33,7 +34,8 @@ from engine.runtime.timing import RateMeter, StageTimes
 PERIOD_S = 1.0 / FPS
 RAISE_S = 0.005  # added to D on top of a late frame's lateness
 RELAX_FRAMES = 50  # on-time frames (2 s) between two steps down: back from a start-up hiccup in seconds
-RELAX_S = 0.010  # largest step down
+RELAX_S = 0.010  # step down (at least this, when the spare allows)
+RELAX_FRACTION = 0.25  # or this share of the spare, when larger: a 2 s hiccup is paid back in ~20 s
 KEEP_S = 0.015  # spare time every frame of a relax window keeps after a step down
 IDLE_S = 0.1  # poll while nothing has been shown yet
 EPS_S = 1e-6  # due within this counts as due (no sub-microsecond sleeps, no float fuss)
@@ -133,7 +135,8 @@ class PlayoutDelay:
         self._seen += 1
         self._min_spare = min(self._min_spare, spare)
         if self._seen >= RELAX_FRAMES:
-            self.delay -= min(RELAX_S, max(0.0, self._min_spare - KEEP_S))
+            excess = max(0.0, self._min_spare - KEEP_S)
+            self.delay -= min(excess, max(RELAX_S, RELAX_FRACTION * excess))
             self._seen, self._min_spare = 0, math.inf
 
 

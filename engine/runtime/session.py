@@ -80,13 +80,14 @@ class _StageClock:
 
 class Session:
     def __init__(self, model: AvacastModel, references: list[np.ndarray], seed: int,
-                 device: torch.device, dtype: torch.dtype):
+                 device: torch.device, dtype: torch.dtype, warm_up: bool | None = None):
         self.model, self.cfg = model, model.cfg
         self.device, self.dtype = device, dtype
         self.sampler: SamplerConfig = self.cfg.sampler
         self._pending_sampler: SamplerConfig | None = None
         self._use_cfg = self.sampler.cfg != 1.0  # batch 2 (cond, uncond) when guidance is on
-        self._gen = torch.Generator(device=device).manual_seed(int(seed))
+        self._seed = int(seed)
+        self._gen = torch.Generator(device=device).manual_seed(self._seed)
         self._resamplers: dict[int, StreamResampler] = {}
         self._buf = np.zeros(0, np.float32)  # trailing audio, absolute samples [buf0, buf0+len)
         self._buf0 = 0
@@ -99,6 +100,8 @@ class Session:
         self.timings: dict[str, float] = {}
         self.frames_per_block = self.cfg.dit.block_frames * TEMPORAL_DOWN
         self._open(references)
+        if device.type == "cuda" if warm_up is None else warm_up:
+            self._warm_up()
 
     @torch.no_grad()
     def _open(self, references: list[np.ndarray]) -> None:
@@ -141,6 +144,25 @@ class Session:
         self._dec_state.started = True  # capture the steady state (the first chunk runs eagerly)
         self._decode_graph = DecodeGraph(vae, z, self._ref_e1, self._dec_state, self._fuse)
         self._dec_state.started = False
+
+    def _warm_up(self) -> None:
+        """Run the first KV window (+1 block) on silence, then rewind to the stream start.
+
+        The first call of every eager shape (the clip's first block, each fill level of the cache, the
+        decoder's first chunk) pays cuDNN autotuning, FFT plans and lazy CUDA set-up: over a second on a
+        GPU. Paid here, at open, none of it reaches the stream's latency. The rewind reuses every buffer in
+        place (the captured graphs keep pointing at them); the KV ring and the decoder state are hidden by
+        their cursors (`filled`, `started`) until overwritten, and the noise generator is re-seeded, so
+        the stream's frames are exactly those of a session opened without warm-up."""
+        for _ in range(self.cfg.dit.window_frames // self.cfg.dit.block_frames + 1):
+            self._append(np.zeros(max(0, self.samples_needed - self._total), np.float32))
+            self._run_block()
+        self._cache.advance_to(0)
+        self._dec_state.started = False
+        self._buf, self._buf0, self._total = np.zeros(0, np.float32), 0, 0
+        self._next_latent = self._frames_out = 0
+        self._gen.manual_seed(self._seed)
+        self.timings = {}
 
     # --- audio ---------------------------------------------------------------------------
     def push_audio(self, samples: np.ndarray, sample_rate: int) -> None:

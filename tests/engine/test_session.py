@@ -4,8 +4,8 @@ import pytest
 from engine.config import FPS
 
 
-def run(engine, refs, audio, chunk, seed=3, sr=16000):
-    s = engine.open_session(refs, seed=seed)
+def run(engine, refs, audio, chunk, seed=3, sr=16000, warm_up=None):
+    s = engine.open_session(refs, seed=seed, warm_up=warm_up)
     frames = []
     for i in range(0, len(audio), chunk):
         s.push_audio(audio[i : i + chunk], sr)
@@ -29,6 +29,19 @@ def test_chunking_does_not_change_frames(tiny_engine, portrait, speech):
     for x, y, z in zip(a, b, c):
         np.testing.assert_array_equal(x.rgb, y.rgb)
         np.testing.assert_array_equal(x.rgb, z.rgb)
+
+
+def test_warm_up_at_open_rewinds_to_the_same_stream(tiny_engine, portrait, speech):
+    """On GPUs a session runs its first KV window on silence at open (first-call costs leave the stream);
+    after the rewind the stream must be exactly that of a session opened cold."""
+    cold = run(tiny_engine, [portrait], speech, 640, warm_up=False)
+    warm = run(tiny_engine, [portrait], speech, 640, warm_up=True)
+    assert [f.index for f in warm] == [f.index for f in cold]
+    for x, y in zip(cold, warm):
+        np.testing.assert_array_equal(x.rgb, y.rgb)
+    s = tiny_engine.open_session([portrait], seed=3, warm_up=True)
+    assert s._cache.next_block == 0 and s._cache.filled == 0 and s.samples_needed > 0
+    assert not s._dec_state.started and s._dec_state.frames  # buffers kept, hidden until overwritten
 
 
 def test_deterministic_under_seed(tiny_engine, portrait, speech):

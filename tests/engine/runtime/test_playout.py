@@ -3,8 +3,8 @@ import time
 
 import pytest
 
-from engine.runtime.playout import (KEEP_S, PERIOD_S, RAISE_S, RELAX_FRAMES, RELAX_S, Channel, Item,
-                                    PlayoutDelay, initial_delay)
+from engine.runtime.playout import (KEEP_S, PERIOD_S, RAISE_S, RELAX_FRACTION, RELAX_FRAMES, RELAX_S, Channel,
+                                    Item, PlayoutDelay, initial_delay)
 from engine.runtime.timing import StageTimes
 
 T0 = 100.0
@@ -122,13 +122,17 @@ def test_a_slow_sink_skips_overdue_frames_instead_of_falling_behind():
     assert max(ch.latency) < 0.2 + 0.1 + 2 * PERIOD_S  # it keeps up: no growing backlog
 
 
-def test_delay_relaxes_slowly_only_after_a_long_on_time_stretch():
+def test_delay_relaxes_only_after_an_on_time_stretch_by_a_share_of_the_spare():
     pd = PlayoutDelay(0.3, 2.0)
     for _ in range(RELAX_FRAMES - 1):
-        pd.on_time(0.1)
+        pd.on_time(KEEP_S + 0.02)
     assert pd.delay == 0.3
-    pd.on_time(0.1)
-    assert pd.delay == pytest.approx(0.3 - RELAX_S)  # a small step, however large the spare
+    pd.on_time(KEEP_S + 0.02)
+    assert pd.delay == pytest.approx(0.3 - RELAX_S)  # a small spare: the minimum step
+    big = PlayoutDelay(2.0, 2.0)  # after a 2 s start-up hiccup, with ~1.8 s to spare
+    for _ in range(RELAX_FRAMES):
+        big.on_time(1.8)
+    assert big.delay == pytest.approx(2.0 - RELAX_FRACTION * (1.8 - KEEP_S))  # a large spare: a share of it
     for _ in range(RELAX_FRAMES):
         pd.on_time(KEEP_S + 0.0005)
     assert pd.delay == pytest.approx(0.3 - RELAX_S - 0.0005)  # keeps KEEP_S of spare
