@@ -129,9 +129,8 @@ class EngineBridge(QObject):
     def _start(self, references, source, steps, cfg, seed) -> None:
         from engine.runtime.runner import Runner
 
-        session = self.engine.open_session(references, seed=seed)
-        if steps is not None or cfg is not None:
-            session.set_sampler(steps=steps, cfg=cfg)
+        # the sampler is fixed before the session captures its graphs: no re-capture mid-stream
+        session = self.engine.open_session(references, seed=seed, steps=steps, cfg=cfg)
         self.preview = PreviewSink(self.frame_ready.emit)
         runner = Runner(session, [self.preview, *self.extra_sinks],
                         device_name=str(getattr(self.engine, "device_name", "CPU")))

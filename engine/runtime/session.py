@@ -80,10 +80,11 @@ class _StageClock:
 
 class Session:
     def __init__(self, model: AvacastModel, references: list[np.ndarray], seed: int,
-                 device: torch.device, dtype: torch.dtype, warm_up: bool | None = None):
+                 device: torch.device, dtype: torch.dtype, warm_up: bool | None = None,
+                 sampler: SamplerConfig | None = None):
         self.model, self.cfg = model, model.cfg
         self.device, self.dtype = device, dtype
-        self.sampler: SamplerConfig = self.cfg.sampler
+        self.sampler: SamplerConfig = self.cfg.sampler if sampler is None else sampler
         self._pending_sampler: SamplerConfig | None = None
         self._use_cfg = self.sampler.cfg != 1.0  # batch 2 (cond, uncond) when guidance is on
         self._seed = int(seed)

@@ -41,6 +41,7 @@ def test_signals_frames_stats_and_audio_energy(qtbot, bridge, tiny_engine_factor
     qtbot.waitUntil(lambda: bridge.runner.stats().frames_out >= 20, timeout=60_000)
     qtbot.waitUntil(lambda: len(stats) > 0 and len(frames) > 0, timeout=10_000)
     assert bridge.pipeline.energy_in > 1.0  # the voice passed the gate into the engine
+    assert bridge.runner.session.sampler.steps == 1  # the UI's setting, from the session's first block
     assert frames[-1].rgb.dtype == np.uint8 and frames[-1].rgb.ndim == 3
     assert stats[-1].device.upper().startswith("CPU")
     bridge.stop()
@@ -91,8 +92,8 @@ def test_engine_thread_error_reaches_the_ui(qtbot, bridge, tiny_engine_factory, 
     load_tiny(qtbot, bridge, tiny_engine_factory)
     real_open = bridge.engine.open_session
 
-    def open_broken(refs, seed=0):
-        session = real_open(refs, seed=seed)
+    def open_broken(refs, seed=0, **kw):
+        session = real_open(refs, seed=seed, **kw)
 
         def step():
             raise RuntimeError("CUDA out of memory (simulated)")

@@ -141,8 +141,8 @@ def test_spoken_audio_through_pulseaudio_reaches_engine_and_camera(
     energy = {"in": 0.0, "samples": 0}
     real_open = w.bridge.engine.open_session
 
-    def open_counting(refs, seed=0):  # measure what the engine session itself receives
-        session = real_open(refs, seed=seed)
+    def open_counting(refs, seed=0, **kw):  # measure what the engine session itself receives
+        session = real_open(refs, seed=seed, **kw)
         push = session.push_audio
 
         def counted(samples, sample_rate):

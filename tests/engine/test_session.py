@@ -44,6 +44,14 @@ def test_warm_up_at_open_rewinds_to_the_same_stream(tiny_engine, portrait, speec
     assert not s._dec_state.started and s._dec_state.frames  # buffers kept, hidden until overwritten
 
 
+def test_open_session_takes_sampler_overrides(tiny_engine, portrait):
+    s = tiny_engine.open_session([portrait], seed=0, steps=3, cfg=1.5)
+    assert (s.sampler.steps, s.sampler.cfg) == (3, 1.5)
+    assert tiny_engine.open_session([portrait]).sampler == tiny_engine.cfg.sampler
+    with pytest.raises(ValueError, match="steps"):
+        tiny_engine.open_session([portrait], steps=0)
+
+
 def test_deterministic_under_seed(tiny_engine, portrait, speech):
     a = run(tiny_engine, [portrait], speech[:8000], 8000, seed=5)
     b = run(tiny_engine, [portrait], speech[:8000], 8000, seed=5)
