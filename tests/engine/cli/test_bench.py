@@ -20,7 +20,7 @@ def test_bench_tiny_cpu_writes_every_field(tmp_path, capsys):
     assert {"features", "denoise", "decode"} <= set(r["stage_ms"])
     assert 0 < r["latency_p50_ms"] <= r["latency_p95_ms"]
     assert r["paced"]["frames_out"] > 0 and r["paced"]["playout_ms"] > 0
-    assert {"late", "held", "dropped"} <= set(r["paced"])
+    assert {"late", "held", "dropped"} <= set(r["paced"]) and r["paced"]["session_open_s"] > 0
     assert "FPS at the full window" in capsys.readouterr().out
 
 
@@ -29,8 +29,10 @@ def test_bench_flops_grow_with_steps(tmp_path):
     def flops(*extra):
         out = tmp_path / "f.json"
         assert main(["bench", "--preset", "tiny", "--device", "cpu", "--seconds", "0.05", "--warmup", "0",
-                     "--json", str(out), *extra]) == 0
-        return json.loads(out.read_text())["flops_per_frame"]
+                     "--paced-seconds", "0", "--json", str(out), *extra]) == 0
+        r = json.loads(out.read_text())
+        assert "paced" not in r and "latency_p50_ms" not in r  # --paced-seconds 0 skips that phase
+        return r["flops_per_frame"]
     assert flops("--steps", "4") > flops("--steps", "1")
 
 
