@@ -202,7 +202,10 @@ class MainWindow(QMainWindow):
         self.start_button.style().polish(self.start_button)
         self.start_button.setEnabled(self.bridge.engine is not None and state != "loading")
         if state == "starting":
-            self.status.setText("Starting…")
+            on_gpu = "cpu" not in str(getattr(self.bridge.engine, "device", "cpu")).lower()
+            # a GPU session compiles and captures its graphs at open: 1-2 min the first time on a machine
+            self.status.setText("Preparing the GPU… (the first start on this computer takes 1–2 minutes)"
+                                if on_gpu else "Starting…")
         elif state == "running":
             self.outputs.attach(self.bridge.pipeline)
         elif self.bridge.runner is None:  # idle/stopped, e.g. after a failed start

@@ -3,6 +3,7 @@ import threading
 
 import numpy as np
 import pytest
+import torch
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 
@@ -152,3 +153,15 @@ def test_start_stop_cycles_and_close_release_everything(make_window, face_png, q
     w.close()  # closing while live stops the stream and drops the engine
     assert w.bridge.runner is None and w.bridge.engine is None
     assert avacast_threads() == baseline
+
+
+def test_starting_on_a_gpu_says_the_first_start_takes_minutes(make_window, monkeypatch):
+    """A GPU session compiles and captures its graphs at open (1-2 min the first time): say so, so the
+    user does not take the wait for a hang. On CPU there is nothing to compile."""
+    w = make_window()
+    monkeypatch.setattr(w.bridge, "state", "starting")
+    w._on_state("starting")
+    assert w.status.text() == "Starting…"  # the test engine runs on the CPU
+    monkeypatch.setattr(w.bridge.engine, "device", torch.device("cuda", 0))
+    w._on_state("starting")
+    assert "1–2 minutes" in w.status.text()
