@@ -30,6 +30,11 @@ def add_parser(sub) -> None:
     p.add_argument("--lr", type=float)
     p.add_argument("--warmup-steps", type=int)
     p.add_argument("--total-steps", type=int, help="length of the cosine schedule")
+    p.add_argument("--clip-frames-start", type=int, metavar="F",
+                   help="vae: clip length (4k+1 frames) at step 0 of the progressive schedule (default 5)")
+    p.add_argument("--clip-frames-end", type=int, metavar="F",
+                   help="vae: clip length reached at half of --total-steps (default 17); a warm start that "
+                        "should train on long clips at once sets both")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--log-every", type=int, default=20, help="steps between log lines")
     p.add_argument("--device", default="auto")
@@ -44,9 +49,14 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = EngineConfig.preset(args.preset)
     overrides = {k: v for k, v in (("batch", args.batch), ("lr", args.lr), ("total_steps", args.total_steps),
-                                          ("warmup_steps", args.warmup_steps))
+                                   ("warmup_steps", args.warmup_steps),
+                                   ("clip_frames_start", args.clip_frames_start),
+                                   ("clip_frames_end", args.clip_frames_end))
                  if v is not None}
-    tcfg = TrainConfig(task=args.task, seed=args.seed, log_every=args.log_every, **overrides)
+    try:
+        tcfg = TrainConfig(task=args.task, seed=args.seed, log_every=args.log_every, **overrides)
+    except ValueError as e:
+        raise UserError(f"invalid training settings: {e}") from None
     if args.task == "vae":
         task = _vae_task(cfg, tcfg, _pack(args), args.workers)
     else:

@@ -67,6 +67,16 @@ def test_resume_is_bit_identical(pack, tmp_path):
     assert rows[0].startswith("step,loss")
 
 
+def test_vae_clip_schedule_flags_reach_the_checkpoint(pack, tmp_path, capsys):
+    """A warm-started VAE slot can train on long clips at once (the progressive schedule would restart)."""
+    assert train(pack, tmp_path / "r", "vae", 1, "--clip-frames-start", "9", "--clip-frames-end", "13") == 0
+    meta = load_weights(tmp_path / "r/ckpt/train.safetensors")[2]
+    tcfg = json.loads(meta["train_config"])
+    assert (tcfg["clip_frames_start"], tcfg["clip_frames_end"]) == (9, 13)
+    assert train(pack, tmp_path / "bad", "vae", 1, "--clip-frames-start", "8") == 2
+    assert "4k+1" in capsys.readouterr().err
+
+
 def test_generator_trains_and_exports_a_loadable_model(pack, tmp_path, capsys):
     assert train(pack, tmp_path / "vae", "vae", 2) == 0
     capsys.readouterr()
