@@ -101,12 +101,8 @@ def count_flops(session: Any, feeder: _Feeder) -> tuple[float, int]:
 
 
 def apply_backend(engine: Any, backend: str) -> str:
-    try:
-        from engine import device as dev
-    except ImportError:
-        return f"engine.device missing: ran eager instead of {backend}"
-    if not hasattr(dev, "prepare"):
-        return f"engine.device.prepare missing: ran eager instead of {backend}"
+    from engine import device as dev
+
     try:
         engine.model = dev.prepare(engine.model, backend)
     except (RuntimeError, ValueError) as exc:

@@ -21,6 +21,7 @@ import numpy as np
 
 from engine.cli import UserError
 from engine.config import SAMPLE_RATE, EngineConfig
+from engine.device import BACKENDS
 
 log = logging.getLogger(__name__)
 CHUNK_S = 0.02  # a microphone delivers 20 ms callbacks
@@ -67,7 +68,7 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     m.add_argument("--preset", choices=["tiny", "base", "paper"], help="random weights of a preset")
     m.add_argument("--weights", metavar="W", help="model weights (.safetensors)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    p.add_argument("--backend", choices=["eager", "graphs", "compile", "tensorrt"],
+    p.add_argument("--backend", choices=list(BACKENDS),
                    help="execution backend (default: compile on GPUs, eager on CPU)")
 
 

@@ -7,6 +7,7 @@ context is always one slice. Cursors are Python ints: no device sync in the forw
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -73,6 +74,11 @@ class KVCache:
         """Set the cursor to absolute block `block` with nothing committed (a rewound stream)."""
         self.next_block, self.filled = block, 0
         self._set_slot()
+
+    def clone(self) -> "KVCache":
+        """An independent copy (own buffers and slot index), e.g. a scratch cache for graph warm-up."""
+        return dataclasses.replace(self, k=[t.clone() for t in self.k], v=[t.clone() for t in self.v],
+                                   slot_index=None)  # __post_init__ derives it from next_block
 
     def nbytes(self) -> int:
         return sum(t.numel() * t.element_size() for t in self.k + self.v)

@@ -12,8 +12,6 @@ calls would.
 """
 from __future__ import annotations
 
-import dataclasses
-
 import torch
 
 from engine.dit.cache import KVCache
@@ -71,7 +69,7 @@ class BlockGraph:
             return sample_block(dit, c, self.noise, self.audio, self.times, schedule, cfg, self.t_hist,
                                 self.hist_noise, self.rope, fwd)
 
-        self.graph, self.out = _capture(body, cache, _clone_cache(cache))
+        self.graph, self.out = _capture(body, cache, cache.clone())
 
     def run(self, noise: torch.Tensor, audio: torch.Tensor, rope, hist_noise: torch.Tensor | None) -> torch.Tensor:
         self.noise.copy_(noise)
@@ -104,11 +102,6 @@ class DecodeGraph:
         self.z.copy_(z)
         self.graph.replay()
         return self.out.clone()
-
-
-def _clone_cache(cache: KVCache) -> KVCache:
-    return dataclasses.replace(cache, k=[t.clone() for t in cache.k], v=[t.clone() for t in cache.v],
-                               slot_index=None)
 
 
 def _capture(body, real, scratch) -> tuple[torch.cuda.CUDAGraph, torch.Tensor]:

@@ -5,7 +5,6 @@ with `fullgraph=True` (a graph break fails the test) through the `aot_eager` bac
 traced graph with the same kernels, so the steady-state streams must match eager to float rounding.
 """
 import copy
-import dataclasses
 
 import torch
 
@@ -27,11 +26,6 @@ def _steady_session(engine, portrait, speech):
     return s
 
 
-def _clone_cache(cache):
-    return dataclasses.replace(cache, k=[t.clone() for t in cache.k], v=[t.clone() for t in cache.v],
-                               slot_index=cache.slot_index.clone())
-
-
 @torch.no_grad()
 def test_traced_block_forward_matches_eager_over_blocks(tiny_engine, portrait, speech):
     s = _steady_session(tiny_engine, portrait, speech)
@@ -41,7 +35,7 @@ def test_traced_block_forward_matches_eager_over_blocks(tiny_engine, portrait, s
     audio = torch.randn(2, bf, cfg.audio.feature_dim)
     times = [torch.full((2,), t) for t in sched]
     t_hist = torch.zeros(2)
-    caches = [_clone_cache(s._cache), _clone_cache(s._cache)]
+    caches = [s._cache.clone(), s._cache.clone()]
     for blk in range(3):  # several blocks: the commit writes roll through the ring slots
         fwd = _trace(dit.block_forward)  # fresh per block: a captured graph is traced at one cursor
         x = torch.randn(1, c, bf, g, g)
