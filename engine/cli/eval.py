@@ -30,6 +30,8 @@ def add_parser(sub) -> None:
     p.add_argument("--long-seconds", type=float, default=60.0, metavar="S", help="length of the long render")
     p.add_argument("--portrait", metavar="IMG", help="portrait for the long render (default: first eval clip's "
                    "first frame)")
+    p.add_argument("--history-noise", type=float, metavar="T",
+                   help="generation: noise level of the committed history (default: the model's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
     p.add_argument("--out", required=True, help="report .json")
@@ -46,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"{out}: the report must be a .json file")
     try:
         cfg = EvalConfig(split=args.split, max_clips=args.max_clips, seconds=args.seconds, window=args.window,
-                         seed=args.seed, long_seconds=args.long_seconds)
+                         seed=args.seed, long_seconds=args.long_seconds, history_noise=args.history_noise)
         pack = Pack(args.pack)
         long_audio = read_audio(args.long_audio) if args.long_audio else None
         portrait = read_image(args.portrait) if args.portrait else None

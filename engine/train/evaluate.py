@@ -10,6 +10,7 @@
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ class EvalConfig:
     ref_counts: tuple[int, ...] = (0, 1, 3)
     seed: int = 0
     long_seconds: float = 60.0
+    history_noise: float | None = None  # override the model's SamplerConfig.history_noise for generation
 
     def __post_init__(self) -> None:
         if self.window < 1 or (self.window - 1) % 4:
@@ -221,12 +223,16 @@ def evaluate(weights: str | Path, pack, cfg: EvalConfig, device: str = "auto", l
     """Evaluate a weights file on `pack` (an engine.train.pack.Pack) -> the report dict (JSON-ready)."""
     say = progress or log.info
     kind, vae, engine = load_for_eval(weights, device)
+    if engine is not None and cfg.history_noise is not None:
+        sampler = dataclasses.replace(engine.cfg.sampler, history_noise=cfg.history_noise)
+        engine.model.cfg = engine.cfg = dataclasses.replace(engine.cfg, sampler=sampler)
     size = vae.cfg.resolution
     report: dict = {"weights": str(weights), "kind": kind, "pack": str(pack.root), "split": cfg.split,
                     "resolution": size, "device": str(next(vae.parameters()).device),
                     "dtype": str(next(vae.parameters()).dtype).removeprefix("torch."), "notes": [],
                     "config": {"seconds": cfg.seconds, "window": cfg.window, "ref_counts": list(cfg.ref_counts),
-                               "seed": cfg.seed, "max_clips": cfg.max_clips}}
+                               "seed": cfg.seed, "max_clips": cfg.max_clips,
+                               "history_noise": engine.cfg.sampler.history_noise if engine else None}}
     clips = select_clips(pack.clips(cfg.split), cfg.max_clips)
     if not clips:
         raise ValueError(f"{pack.root}: no clips in split {cfg.split!r}")

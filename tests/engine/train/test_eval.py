@@ -62,9 +62,10 @@ def _finite(d: dict, keys) -> bool:
 
 def test_full_model_gives_vae_and_generation_metrics(pack, weights, tmp_path, capsys):
     assert _eval(pack, weights / "model.safetensors", tmp_path / "r.json", "--max-clips", "1",
-                 "--seconds", "1.2", "--window", "9") == 0
+                 "--seconds", "1.2", "--window", "9", "--history-noise", "0.3") == 0
     rep = json.loads((tmp_path / "r.json").read_text())
     assert rep["kind"] == "model" and rep["resolution"] == 32
+    assert rep["config"]["history_noise"] == 0.3  # the sampler the generation ran with
     assert VAE_KEYS <= rep["vae"]["mean"].keys() and _finite(rep["vae"]["mean"], VAE_KEYS)
     assert len(rep["vae"]["clips"]) == 1 and rep["vae"]["clips"][0]["windows"] == 3  # 30 frames / 9
     gen = rep["generation"]["mean"]
