@@ -130,7 +130,8 @@ class EngineBridge(QObject):
         from engine.runtime.runner import Runner
 
         # the sampler is fixed before the session captures its graphs: no re-capture mid-stream
-        session = self.engine.open_session(references, seed=seed, steps=steps, cfg=cfg)
+        session = self.engine.open_session(references, seed=seed, steps=steps, cfg=cfg,
+                                           warm_up=False)  # the runner warms it in its thread
         self.preview = PreviewSink(self.frame_ready.emit)
         runner = Runner(session, [self.preview, *self.extra_sinks],
                         device_name=str(getattr(self.engine, "device_name", "CPU")))

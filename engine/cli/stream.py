@@ -154,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         sinks = make_sinks(specs, engine.cfg.vae.resolution, audio)
         try:
-            session = engine.open_session(refs, seed=args.seed)
+            session = engine.open_session(refs, seed=args.seed, warm_up=False)  # the runner warms it
         except ValueError as exc:
             raise UserError(str(exc)) from None
     except BaseException:
@@ -180,7 +180,10 @@ def run(args: argparse.Namespace) -> int:
         if mic is not None:
             mic.stop()
         runner.stop()
-    print("final: " + runner.stats().line() + _gpu_mem_line(runner), flush=True)
+    final = runner.stats()
+    print("final: " + final.line() + _gpu_mem_line(runner), flush=True)
+    if realtime:
+        print(final.run_line(), flush=True)
     if runner.error is not None:
         print(f"avacast stream: stopped by an error: {runner.error}", flush=True)
         return 1

@@ -29,7 +29,7 @@ from typing import Any, Callable
 
 from engine.config import FPS
 from engine.runtime.sinks import FrameSink
-from engine.runtime.timing import RateMeter, StageTimes
+from engine.runtime.timing import Histogram, RateMeter, StageTimes
 
 PERIOD_S = 1.0 / FPS
 RAISE_S = 0.005  # added to D on top of a late frame's lateness
@@ -152,6 +152,7 @@ class Channel:
         self.dropped = 0  # skipped to catch up with the schedule (the queue counts its own drops)
         self.frames_out = 0
         self.latency: deque[float] = deque(maxlen=LATENCY_WINDOW)
+        self.run_latency = Histogram()  # every frame of the run
         self.rate = RateMeter()
         self._shown_at: float | None = None  # deadline of what is on screen (shown, held or skipped)
         self._fit_queue()
@@ -171,6 +172,7 @@ class Channel:
             self.times.add("output", time.perf_counter() - t0)
             if item.pushed_at is not None:
                 self.latency.append(now - item.pushed_at)
+                self.run_latency.add(now - item.pushed_at)
         self.rate.tick(now)
         self.last = item.frame
         self.frames_out += 1

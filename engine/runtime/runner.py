@@ -42,9 +42,12 @@ class Runner:
 
     def __init__(self, session: Any, sinks: Sequence[FrameSink], *, realtime: bool = True,
                  clock: Callable[[], float] = time.monotonic, cfg: RuntimeConfig | None = None,
-                 device_name: str | None = None, playout_delay: float | None = None) -> None:
+                 device_name: str | None = None, playout_delay: float | None = None,
+                 warm_up: bool | None = None) -> None:
         """`playout_delay`: initial D in seconds (live only); overrides `cfg.playout_ms` and the
-        automatic block + look-ahead + margin."""
+        automatic block + look-ahead + margin. `warm_up` (default: when the session is on a GPU): the
+        engine thread calls `session.warm_up()` before `start()` returns, because the lazy GPU set-up it
+        pays is per thread (Session.warm_up); open such sessions with warm_up=False to pay it once."""
         self.session, self.realtime, self.clock = session, realtime, clock
         self.cfg = cfg or RuntimeConfig()
         self.device_name = device_name or getattr(session, "device_name", None) or "CPU"
@@ -71,6 +74,10 @@ class Runner:
         self._engine_frames = 0
         self._engine_busy = 0.0  # seconds inside step()/flush()
         self._sinks_closed = False
+        device = getattr(getattr(session, "device", None), "type", None)
+        self._warm = device == "cuda" if warm_up is None else warm_up
+        self._ready = threading.Event()  # set by the engine thread once warmed up (or failed)
+        self._warm_error: BaseException | None = None
 
     def _initial_delay(self, override: float | None) -> float:
         if override is not None:
@@ -145,6 +152,8 @@ class Runner:
                 self._pending_sampler["cfg"] = float(cfg)
 
     def start(self) -> None:
+        """Start the threads; returns once the engine thread is warmed up (so push audio after it).
+        Raises the warm-up's error, if any."""
         if self._threads:
             raise RuntimeError("Runner.start() called twice")
         self._threads.append(threading.Thread(target=self._engine_main, name="avacast-engine",
@@ -154,6 +163,10 @@ class Runner:
                                                   name=f"avacast-output-{i}", daemon=True))
         for t in self._threads:
             t.start()
+        self._ready.wait()
+        if self._warm_error is not None:
+            self.stop()
+            raise self._warm_error
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait until the stream has ended (after `end_audio`, or an error); True when it has."""
@@ -206,7 +219,16 @@ class Runner:
     # --- engine thread --------------------------------------------------------------------------
     def _engine_main(self) -> None:
         try:
-            self._engine_loop()
+            if self._warm:
+                self.session.warm_up()
+        except BaseException as e:  # noqa: BLE001 - start() raises it
+            self._warm_error = e
+            self._fail(e, "engine warm-up")
+        finally:
+            self._ready.set()
+        try:
+            if self._warm_error is None:
+                self._engine_loop()
         except BaseException as e:  # noqa: BLE001 - kept and surfaced through .error
             self._fail(e, "engine")
         finally:
@@ -314,4 +336,6 @@ class Runner:
             playout_ms=1000.0 * p.playout.delay if p is not None and p.playout is not None else 0.0,
             overflow_samples=self.ring.overflow_samples,
             stage_ms=self.times.medians_ms(), device=self.device_name,
-            engine_fps=self._engine_frames / self._engine_busy if self._engine_busy > 0 else 0.0)
+            engine_fps=self._engine_frames / self._engine_busy if self._engine_busy > 0 else 0.0,
+            run_latency_p50_ms=p.run_latency.percentile_ms(50) if p else 0.0,
+            run_latency_p95_ms=p.run_latency.percentile_ms(95) if p else 0.0)

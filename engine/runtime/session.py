@@ -6,6 +6,7 @@ its audio, look-ahead included, has arrived, so chunking never changes the frame
 """
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, replace
 
@@ -100,9 +101,10 @@ class Session:
         self._decode_graph: DecodeGraph | None = None
         self.timings: dict[str, float] = {}
         self.frames_per_block = self.cfg.dit.block_frames * TEMPORAL_DOWN
+        self._warm_threads: set[int] = set()  # threads this session has been warmed up in
         self._open(references)
         if device.type == "cuda" if warm_up is None else warm_up:
-            self._warm_up()
+            self.warm_up()
 
     @torch.no_grad()
     def _open(self, references: list[np.ndarray]) -> None:
@@ -146,15 +148,23 @@ class Session:
         self._decode_graph = DecodeGraph(vae, z, self._ref_e1, self._dec_state, self._fuse)
         self._dec_state.started = False
 
-    def _warm_up(self) -> None:
+    def warm_up(self) -> None:
         """Run the first KV window (+1 block) on silence, then rewind to the stream start.
 
         The first call of every eager shape (the clip's first block, each fill level of the cache, the
         decoder's first chunk) pays cuDNN autotuning, FFT plans and lazy CUDA set-up: over a second on a
-        GPU. Paid here, at open, none of it reaches the stream's latency. The rewind reuses every buffer in
+        GPU. Paid here, at open, none of it reaches the stream's latency. Much of it is per thread (cuDNN's
+        plan cache and the cuBLAS/cuDNN handles are thread-local: measured on an H100, a session warmed in
+        one thread still ran its first blocks at 1.3 s and ~0.45 s in another), so the thread that will
+        step the session must call this; it is a no-op in a thread that already did, and must run before
+        any audio is pushed. The rewind reuses every buffer in
         place (the captured graphs keep pointing at them); the KV ring and the decoder state are hidden by
         their cursors (`filled`, `started`) until overwritten, and the noise generator is re-seeded, so
         the stream's frames are exactly those of a session opened without warm-up."""
+        if threading.get_ident() in self._warm_threads:
+            return
+        if self._total or self._frames_out:
+            raise RuntimeError("warm_up() must run before the stream starts")
         for _ in range(self.cfg.dit.window_frames // self.cfg.dit.block_frames + 1):
             self._append(np.zeros(max(0, self.samples_needed - self._total), np.float32))
             self._run_block()
@@ -164,6 +174,7 @@ class Session:
         self._next_latent = self._frames_out = 0
         self._gen.manual_seed(self._seed)
         self.timings = {}
+        self._warm_threads.add(threading.get_ident())
 
     # --- audio ---------------------------------------------------------------------------
     def push_audio(self, samples: np.ndarray, sample_rate: int) -> None:

@@ -34,6 +34,8 @@ class Stats:
     stage_ms: dict[str, float] = field(default_factory=dict)  # median ms per stage, per step/frame
     device: str = "CPU"
     engine_fps: float = 0.0  # frames per second of pure step() time: capacity, so headroom = engine_fps / 25
+    run_latency_p50_ms: float = 0.0  # over every frame since the start (1 ms bins), not just the last 60 s
+    run_latency_p95_ms: float = 0.0
 
     def line(self) -> str:
         """One human line for CLIs."""
@@ -48,13 +50,42 @@ class Stats:
                 "latency_p95_ms": self.latency_p95_ms, "frames_out": self.frames_out,
                 "dropped": self.dropped, "held": self.held, "late": self.late,
                 "playout_ms": self.playout_ms, "overflow_samples": self.overflow_samples,
-                "stage_ms": dict(self.stage_ms), "device": self.device, "engine_fps": self.engine_fps}
+                "stage_ms": dict(self.stage_ms), "device": self.device, "engine_fps": self.engine_fps,
+                "run_latency_p50_ms": self.run_latency_p50_ms, "run_latency_p95_ms": self.run_latency_p95_ms}
+
+    def run_line(self) -> str:
+        """Whole-run latency, for a stream's last line."""
+        return f"whole run: latency p50 {self.run_latency_p50_ms:.0f} ms p95 {self.run_latency_p95_ms:.0f} ms"
 
 
 def percentile_ms(values_s: Any, q: float) -> float:
     """q-th percentile of durations given in seconds, in ms (0 when empty)."""
     arr = np.asarray(list(values_s), np.float64)
     return float(np.percentile(arr, q) * 1000.0) if arr.size else 0.0
+
+
+class Histogram:
+    """Whole-run percentiles in bounded memory: counts in `bin_ms` bins up to `max_ms` (the last bin
+    also holds everything above it). Thread-safe."""
+
+    def __init__(self, max_ms: float = 10_000.0, bin_ms: float = 1.0) -> None:
+        self._bin = bin_ms
+        self._counts = np.zeros(int(max_ms / bin_ms) + 1, np.int64)
+        self._lock = threading.Lock()
+
+    def add(self, seconds: float) -> None:
+        i = min(max(int(seconds * 1000.0 / self._bin), 0), self._counts.size - 1)
+        with self._lock:
+            self._counts[i] += 1
+
+    def percentile_ms(self, q: float) -> float:
+        """The upper edge of the bin holding the q-th percentile (0 when empty)."""
+        with self._lock:
+            cum = np.cumsum(self._counts)
+        if cum[-1] == 0:
+            return 0.0
+        i = int(np.searchsorted(cum, q / 100.0 * cum[-1], side="left"))
+        return (i + 1) * self._bin
 
 
 class StageTimes:

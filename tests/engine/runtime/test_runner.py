@@ -251,6 +251,7 @@ def test_live_frames_are_shown_at_push_time_plus_the_playout_delay():
     assert len(lat) == 40 and st.frames_out == 40  # fewer than RELAX_FRAMES: D has no reason to move
     assert abs(np.median(lat) - 0.3) < 0.005 and np.all(np.abs(lat - 0.3) < 0.02)
     assert (st.held, st.dropped, st.late, st.playout_ms) == (0, 0, 0, 300.0)
+    assert 300 <= st.run_latency_p50_ms <= 306 and 300 <= st.run_latency_p95_ms <= 321  # whole run, 1 ms bins
 
 
 def test_a_late_block_raises_the_live_delay_once_and_later_frames_are_on_time():

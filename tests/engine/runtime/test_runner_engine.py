@@ -59,3 +59,70 @@ def test_automatic_playout_delay_reads_block_and_lookahead_from_the_session(tiny
     assert Runner(s, [NullSink()]).stats().playout_ms == pytest.approx(160 + 40 + 30)
     wider = Runner(s, [NullSink()], cfg=RuntimeConfig(playout_margin_ms=60))
     assert wider.stats().playout_ms == pytest.approx(160 + 40 + 60)
+
+
+def test_runner_warms_the_session_in_its_own_engine_thread(tiny_engine, monkeypatch):
+    """GPU set-up (cuDNN plans, cuBLAS handles) is per thread, so the warm-up must run in the thread that
+    steps the session: the runner does it before start() returns, and the frames are unchanged."""
+    import threading
+
+    from engine.runtime.session import Session
+
+    audio = speech(0.6)
+    direct = tiny_engine.open_session([portrait()], seed=5, warm_up=False)
+    direct.push_audio(audio, 16000)
+    expected = direct.step() + direct.flush()
+
+    threads: dict[str, set[int]] = {"warm": set(), "step": set()}
+    warm, step = Session.warm_up, Session.step
+    def warm_spy(self):
+        threads["warm"].add(threading.get_ident())
+        warm(self)
+    def step_spy(self):
+        threads["step"].add(threading.get_ident())
+        return step(self)
+    monkeypatch.setattr(Session, "warm_up", warm_spy)
+    monkeypatch.setattr(Session, "step", step_spy)
+    s = tiny_engine.open_session([portrait()], seed=5, warm_up=False)
+    got = []
+    r = Runner(s, [CallbackSink(got.append)], realtime=False, warm_up=True)
+    r.start()
+    assert s._warm_threads == threads["warm"] and threading.get_ident() not in threads["warm"]
+    r.push_audio(audio, 16000)
+    r.end_audio()
+    assert r.wait(60) and r.error is None
+    r.stop()
+    assert threads["step"] and threads["step"] == threads["warm"]
+    assert [f.index for f in got] == [f.index for f in expected]
+    assert all(np.array_equal(a.rgb, b.rgb) for a, b in zip(got, expected))
+
+
+def test_a_failing_warm_up_is_raised_by_start(tiny_engine, monkeypatch):
+    from engine.runtime.session import Session
+
+    def boom(self):
+        raise RuntimeError("CUDA out of memory (test)")
+    monkeypatch.setattr(Session, "warm_up", boom)
+    r = Runner(tiny_engine.open_session([portrait()], seed=0, warm_up=False), [NullSink()], warm_up=True)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        r.start()
+    assert not r.running and r.error is not None
+
+
+def test_warm_up_is_once_per_thread_and_only_before_audio(tiny_engine):
+    s = tiny_engine.open_session([portrait()], seed=0, warm_up=True)
+    s.push_audio(speech(0.3), 16000)
+    s.step()
+    s.warm_up()  # the thread it was warmed in: a no-op, even mid-stream
+    import threading
+
+    errors = []
+    def other():
+        try:
+            s.warm_up()
+        except RuntimeError as e:
+            errors.append(str(e))
+    t = threading.Thread(target=other)
+    t.start()
+    t.join()
+    assert errors and "before the stream" in errors[0]
