@@ -4,6 +4,9 @@ Layout per layer: [B, heads, S, hd] with S = n_ref + past_blocks * L. The first 
 reference tokens (a permanent sink, written once per session); the rest is a ring of past blocks, block b
 in slot b % past_blocks. While the ring fills, slots 0..filled-1 form a contiguous prefix, so the visible
 context is always one slice. Cursors are Python ints: no device sync in the forward pass.
+
+While it fills, a `masked` cache shows its whole buffer plus a device-side visibility mask instead of the
+slice, so one captured CUDA graph serves every fill level (the mask is rewritten on each advance).
 """
 from __future__ import annotations
 
@@ -23,6 +26,8 @@ class KVCache:
     filled: int = 0  # committed blocks held (<= past_blocks)
     next_block: int = 0  # absolute index of the block being generated
     slot_index: torch.Tensor | None = None  # [L] cache positions of the next block's slot (device)
+    visible: torch.Tensor | None = None  # [S+L] bool: committed positions, then the current block (device)
+    masked: bool = False  # context() = the whole buffer, with `visible` as the attention mask
 
     def __post_init__(self) -> None:
         self._set_slot()
@@ -31,10 +36,15 @@ class KVCache:
         """Write positions as a device tensor, so a captured CUDA graph writes the right slot each replay."""
         start = self.n_ref + (self.next_block % self.past_blocks) * self.block_tokens
         pos = torch.arange(start, start + self.block_tokens)
+        size = self.k[0].shape[2]
+        vis = torch.ones(size + self.block_tokens, dtype=torch.bool)
+        vis[self.n_ref + self.filled * self.block_tokens : size] = False
         if self.slot_index is None:
             self.slot_index = pos.to(self.k[0].device)
+            self.visible = vis.to(self.k[0].device)
         else:
             self.slot_index.copy_(pos, non_blocking=True)
+            self.visible.copy_(vis, non_blocking=True)
 
     @classmethod
     def allocate(cls, depth: int, batch: int, heads: int, head_dim: int, n_ref: int, block_tokens: int,
@@ -50,9 +60,14 @@ class KVCache:
         self.v[layer][:, :, : self.n_ref] = v
 
     def context(self, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Visible keys/values: references plus committed blocks -> [B,heads,n_ref+filled*L,hd] views."""
-        end = self.n_ref + self.filled * self.block_tokens
+        """Visible keys/values: references plus committed blocks -> [B,heads,n_ref+filled*L,hd] views
+        (masked: the whole buffer [B,heads,S,hd]; `context_mask` says what is visible)."""
+        end = self.k[layer].shape[2] if self.masked else self.n_ref + self.filled * self.block_tokens
         return self.k[layer][:, :, :end], self.v[layer][:, :, :end]
+
+    def context_mask(self) -> torch.Tensor | None:
+        """For attention over context + the current block's L tokens: [1,S+L] bool when masked, else None."""
+        return self.visible[None] if self.masked else None
 
     def write_block(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> None:
         """Store block `next_block`'s keys/values [B,heads,L,hd] in its ring slot (during commit)."""
@@ -78,7 +93,7 @@ class KVCache:
     def clone(self) -> "KVCache":
         """An independent copy (own buffers and slot index), e.g. a scratch cache for graph warm-up."""
         return dataclasses.replace(self, k=[t.clone() for t in self.k], v=[t.clone() for t in self.v],
-                                   slot_index=None)  # __post_init__ derives it from next_block
+                                   slot_index=None, visible=None)  # __post_init__ derives them
 
     def nbytes(self) -> int:
         return sum(t.numel() * t.element_size() for t in self.k + self.v)

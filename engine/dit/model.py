@@ -184,7 +184,7 @@ class DiT(nn.Module):
         for i, block in enumerate(self.blocks):
             def attn(q, k, v, i=i):
                 ck, cv = cache.context(i)
-                out = attend(q, torch.cat([ck, k], dim=2), torch.cat([cv, v], dim=2))
+                out = attend(q, torch.cat([ck, k], dim=2), torch.cat([cv, v], dim=2), cache.context_mask())
                 if write:  # after attending: the slot may hold the oldest block, still visible here
                     cache.write_block(i, k, v)
                 return out

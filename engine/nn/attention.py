@@ -20,7 +20,7 @@ def merge_heads(x: torch.Tensor) -> torch.Tensor:
 
 
 def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-    """q [B,h,Nq,hd], k/v [B,h,Nk,hd], mask [Nq,Nk] bool (True = visible) -> [B,h,Nq,hd]."""
+    """q [B,h,Nq,hd], k/v [B,h,Nk,hd], mask [Nq,Nk] or [1,Nk] bool (True = visible) -> [B,h,Nq,hd]."""
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
 
 

@@ -51,11 +51,13 @@ def sample_block(dit: DiT, cache: KVCache, x: torch.Tensor, audio: torch.Tensor,
 
 
 class BlockGraph:
-    """`sample_block` captured for one session's steady state (fixed steps, CFG and history noise)."""
+    """`sample_block` captured for one session's steady state (fixed steps, CFG and history noise), or
+    with `masked` for the blocks that fill the KV window."""
 
     def __init__(self, dit: DiT, cache: KVCache, noise: torch.Tensor, audio: torch.Tensor,
                  rope: tuple[torch.Tensor, torch.Tensor], schedule: list[float], cfg: float | None,
-                 history_noise: float, fuse: bool = False):
+                 history_noise: float, fuse: bool = False, masked: bool = False):
+        """masked: the fill-phase graph, for every fill level of the KV window (KVCache.masked)."""
         self.key = (tuple(schedule), cfg, history_noise)
         fwd = fused(dit, "block_forward") if fuse else None
         dev, b = noise.device, audio.shape[0]
@@ -66,8 +68,12 @@ class BlockGraph:
         self.t_hist = torch.full((b,), history_noise, device=dev, dtype=noise.dtype)
 
         def body(c: KVCache) -> torch.Tensor:
-            return sample_block(dit, c, self.noise, self.audio, self.times, schedule, cfg, self.t_hist,
-                                self.hist_noise, self.rope, fwd)
+            c.masked = masked  # read while tracing only: the replay follows the mask on the device
+            try:
+                return sample_block(dit, c, self.noise, self.audio, self.times, schedule, cfg, self.t_hist,
+                                    self.hist_noise, self.rope, fwd)
+            finally:
+                c.masked = False
 
         self.graph, self.out = _capture(body, cache, cache.clone())
 

@@ -98,6 +98,7 @@ class Session:
         self._frames_out = 0
         self._dec_state = StreamState()
         self._block_graph: BlockGraph | None = None  # CUDA graphs of the steady state ("graphs", "compile")
+        self._fill_graph: BlockGraph | None = None  # the blocks filling the KV window (plain graph, masked)
         self._decode_graph: DecodeGraph | None = None
         self.timings: dict[str, float] = {}
         self.frames_per_block = self.cfg.dit.block_frames * TEMPORAL_DOWN
@@ -136,9 +137,11 @@ class Session:
         saved = cache.filled, cache.next_block
         cache.filled, cache.next_block = cache.past_blocks, cache.past_blocks + 1
         try:
-            self._block_graph = BlockGraph(dit, cache, z, audio, dit.rope(bf, bf, self.device),
-                                           schedule(sp.steps, sp.shift), sp.cfg if self._use_cfg else None,
-                                           sp.history_noise, self._fuse)
+            args = (dit, cache, z, audio, dit.rope(bf, bf, self.device), schedule(sp.steps, sp.shift),
+                    sp.cfg if self._use_cfg else None, sp.history_noise)
+            self._block_graph = BlockGraph(*args, fuse=self._fuse)
+            # not compiled: the fill lasts window/block blocks, not worth a second compile at first launch
+            self._fill_graph = BlockGraph(*args, masked=True)
         finally:
             cache.filled, cache.next_block = saved
         scratch = StreamState()
@@ -275,13 +278,17 @@ class Session:
         sched = schedule(sp.steps, sp.shift)
         guidance = sp.cfg if self._use_cfg else None
         b = audio.shape[0]
+        key = (tuple(sched), guidance, sp.history_noise)
+        fill = self._fill_graph
         if self._graphs_on() and self._cache.full:
             rope = dit.rope(self._cache.next_block * bf, bf, self.device)
-            key = (tuple(sched), guidance, sp.history_noise)
             if self._block_graph is None or self._block_graph.key != key:
                 self._block_graph = BlockGraph(dit, self._cache, x, audio, rope, sched, guidance, sp.history_noise,
                                                self._fuse)
             x0 = self._block_graph.run(x, audio, rope, hist_noise)
+        elif self._graphs_on() and fill is not None and fill.key == key and self._cache.next_block > 0:
+            # the first block of a clip differs (its single-frame latent); the fill levels share one graph
+            x0 = fill.run(x, audio, dit.rope(self._cache.next_block * bf, bf, self.device), hist_noise)
         else:
             times = [torch.full((b,), t, device=self.device, dtype=self.dtype) for t in sched]
             t_hist = torch.full((b,), sp.history_noise, device=self.device, dtype=self.dtype)

@@ -84,3 +84,27 @@ def test_null_reference_is_used_for_zero_or_dropped_refs():
     assert tok.shape == (2, 12, 32) and null.shape == (2, 4, 32)
     torch.testing.assert_close(tok[0, :4], null[0])
     assert not torch.allclose(tok[1, :4], null[1])
+
+
+@torch.no_grad()
+def test_masked_cache_gives_the_same_blocks_as_the_visible_slice_at_every_fill_level():
+    """The fill-phase CUDA graph attends over the whole buffer with a device-side mask (KVCache.masked):
+    every block, while the window fills and after it rolls over, must equal the sliced (eager) path."""
+    m = make(1, 4)
+    c, s, a = 8, 2, 16
+    g = torch.Generator().manual_seed(2)
+    ref = m.ref_tokens(torch.randn(1, 2, c, s, s, generator=g, dtype=torch.double))
+    caches = [m.new_cache(1, ref.shape[1], torch.device("cpu"), torch.double) for _ in range(2)]
+    for cache in caches:
+        m.prefill_refs(cache, ref)
+    for i in range(7):  # fill levels 0..3, then rolled over
+        x, hist = (torch.randn(1, c, 1, s, s, generator=g, dtype=torch.double) for _ in range(2))
+        audio, t = torch.randn(1, 1, a, generator=g, dtype=torch.double), torch.rand(1, dtype=torch.double)
+        caches[1].masked = True
+        outs = [m.denoise(cache, x, t, audio) for cache in caches]
+        torch.testing.assert_close(outs[1], outs[0], atol=1e-12, rtol=1e-12)
+        for cache in caches:
+            m.commit(cache, hist, audio, t * 0.5)
+        caches[1].masked = False
+        torch.testing.assert_close(caches[1].k[0], caches[0].k[0], atol=1e-12, rtol=1e-12)
+    assert caches[1].visible.all()  # full: every position visible

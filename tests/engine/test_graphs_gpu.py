@@ -30,5 +30,6 @@ def test_graphs_match_eager(preset, backend):
     eager, _ = frames("eager", preset)
     graphed, session = frames(backend, preset)
     assert session._block_graph is not None and session._decode_graph is not None  # the fast path ran
+    assert session._fill_graph is not None  # and the KV window filled through the masked graph
     assert eager.shape == graphed.shape
     assert np.abs(eager - graphed).mean() < 1.0  # bf16: identical up to rounding
