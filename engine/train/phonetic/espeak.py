@@ -3,7 +3,10 @@
 The C library reports a PHONEME event (espeakINITIALIZE_PHONEME_EVENTS) carrying the output sample at
 which the wave generator starts that phoneme. Checked against the waveform: energy starts/stops within
 the 5 ms after the event's sample at pause<->speech boundaries (tests/engine/train/test_phonetic.py).
-The CLI's `-x`/`-X` print phonemes but no timings, and `--pho` needs an MBROLA voice, so the library
+One correction: espeak emits the silent closure before a stop (p, t, k, tS ...) ahead of that stop's event,
+so it would count as the previous phoneme; `synthesize` moves a stop's start back over the digital
+silence just before it (the closed lips are the stop's mouth shape). The CLI's `-x`/`-X` print phonemes
+but no timings, and `--pho` needs an MBROLA voice, so the library
 is the one exact source. The library keeps global state: one process synthesizes one text at a time.
 """
 from __future__ import annotations
@@ -110,13 +113,31 @@ def available() -> str | None:
     return None
 
 
+STOPS = ("p", "t", "k", "b", "d", "g", "tS", "dZ", "t#", "t2", "t[", "d#", "?")
+_MAX_CLOSURE_S = 0.12
+
+
+def closure_starts(pcm: np.ndarray, events: list[tuple[int, str]], rate: int) -> list[int]:
+    """Event samples, with each stop's start moved back over the run of zeros (>= 2 ms) before it."""
+    out = []
+    for i, (s, name) in enumerate(events):
+        prev = out[-1] if out else 0
+        if name in STOPS and i and not events[i - 1][1].startswith("_"):
+            lo = max(prev, s - int(_MAX_CLOSURE_S * rate))
+            nz = np.flatnonzero(pcm[lo:s])
+            start = lo + (int(nz[-1]) + 1 if len(nz) else 0)
+            s = start if s - start >= rate // 500 else s
+        out.append(s)
+    return out
+
+
 def synthesize(text: str, voice: Voice = Voice()) -> Utterance:
     """Speak `text` -> 16 kHz float audio with exact phoneme start samples."""
     eng = _engine()
     pcm, events = eng.synth(text, voice)
     audio = resample(pcm.astype(np.float32) / 32768.0, eng.rate, SAMPLE_RATE)
     scale = SAMPLE_RATE / eng.rate
-    starts = [0] + [min(int(round(s * scale)), len(audio)) for s, _ in events]
+    starts = [0] + [min(int(round(s * scale)), len(audio)) for s in closure_starts(pcm, events, eng.rate)]
     names = ["_"] + [p for _, p in events]  # before the first event: leading silence
     starts_arr = np.maximum.accumulate(np.asarray(starts, np.int64))
     return Utterance(audio.astype(np.float32), starts_arr, names)

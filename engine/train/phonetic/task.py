@@ -25,9 +25,10 @@ from engine.train.phonetic.phonemes import PHONEME_TO_VISEME, PHONEMES, VISEMES,
 class PhoneticStep(nn.Module):
     """`audio` is exactly GeneratorStep.audio (same keys); `head` classifies each mel frame."""
 
-    def __init__(self, cfg: EngineConfig):
+    def __init__(self, cfg: EngineConfig, phone_delay: int = 0):
         super().__init__()
         self.cfg = cfg
+        self.register_buffer("phone_delay", torch.tensor(phone_delay))  # travels with the export
         self.audio = AudioEncoder(cfg.audio)
         # Only mel_features trains here; the latent-rate embedder stays at its init for the generator
         # (and without gradients DDP does not wait for it).
@@ -92,7 +93,7 @@ class PhoneticTask:
         self.crop = int(tcfg.crop_seconds * SAMPLE_RATE) // cfg.audio.hop_length * cfg.audio.hop_length
         if len(train.audio) < self.crop:
             raise ValueError("corpus shorter than one training crop")
-        self.module = seeded(PhoneticStep, cfg, seed=tcfg.seed)
+        self.module = seeded(PhoneticStep, cfg, tcfg.phone_delay, seed=tcfg.seed)
 
     def batch(self, g: torch.Generator, step: int, device: torch.device) -> dict:
         a = self.cfg.audio
@@ -109,6 +110,6 @@ class PhoneticTask:
         return module(batch["samples"], batch["phone"])
 
     def export(self, ema: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """`audio.*` (GeneratorStep's keys: `--init` warm-starts the generator's encoder) + `head.*`
-        (the classifier, for `avacast phonetic eval`; a generator ignores it)."""
+        """`audio.*` (GeneratorStep's keys: `--init` warm-starts the generator's encoder) + `head.*` and
+        `phone_delay` (the classifier, for `avacast phonetic eval`; a generator ignores them)."""
         return dict(ema)
