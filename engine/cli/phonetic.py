@@ -86,6 +86,7 @@ def evaluate(weights: str, root: Path, real: list[str]) -> dict:
         report["real"] = {"files": len(rows), "seconds": sum(r["seconds"] for r in rows),
                           "silence_in_pause": pooled("silence_in_pause", "pause_frames"),
                           "silence_in_speech": pooled("silence_in_speech", "speech_frames"),
-                          "viseme_changes_per_s_speech": float(np.mean([r["viseme_changes_per_s_speech"] for r in rows])),
+                          "viseme_changes_per_s_speech":
+                              float(np.mean([r["viseme_changes_per_s_speech"] for r in rows])),
                           "visemes_used_in_speech": float(np.mean([r["visemes_used_in_speech"] for r in rows]))}
     return report

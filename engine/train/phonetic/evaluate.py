@@ -77,5 +77,6 @@ def real_report(module: PhoneticStep, audio: np.ndarray, delay: int, pause_db: f
         "silence_in_speech": float((pred[speech] == 0).mean()) if speech.any() else None,
         "visemes_used_in_speech": int(len(np.unique(pred[speech][pred[speech] != 0]))),
         "viseme_changes_per_s_speech": changes / max(speech.sum() / 100, 1e-9),
-        "viseme_hist_speech": {VISEMES[i]: int(c) for i, c in enumerate(np.bincount(pred[speech], minlength=len(VISEMES)))},
+        "viseme_hist_speech": {VISEMES[i]: int(c)
+                               for i, c in enumerate(np.bincount(pred[speech], minlength=len(VISEMES)))},
     }
