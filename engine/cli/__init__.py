@@ -7,7 +7,7 @@ import importlib
 import logging
 import sys
 
-COMMANDS = ["render", "stream", "bench", "prepare", "train", "release", "bundle", "eval"]
+COMMANDS = ["render", "stream", "bench", "prepare", "train", "release", "bundle", "eval", "phonetic"]
 
 
 class UserError(Exception):

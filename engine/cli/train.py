@@ -1,4 +1,5 @@
-"""`avacast train vae|generator`: resumable training on a pack, on one GPU, CPU, or under torchrun."""
+"""`avacast train vae|generator|audio`: resumable training on a pack (audio: on a synthetic speech corpus,
+issue 4), on one GPU, CPU, or under torchrun."""
 from __future__ import annotations
 
 import argparse
@@ -10,8 +11,8 @@ from engine.cli import UserError
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("train", help="train the VAE or the generator on a pack")
-    p.add_argument("task", choices=["vae", "generator"])
+    p = sub.add_parser("train", help="train the VAE or the generator on a pack, or pretrain the audio encoder")
+    p.add_argument("task", choices=["vae", "generator", "audio"])
     p.add_argument("--preset", default="base", choices=["tiny", "base", "paper"])
     p.add_argument("--pack", help="pack written by `avacast prepare`")
     p.add_argument("--out", required=True, help="run folder (checkpoints, log.csv, exported weights)")
@@ -22,8 +23,15 @@ def add_parser(sub) -> None:
     p.add_argument("--latents-without-audio", action="store_true",
                    help="with --save-latents: leave the audio out (half the size; --latents then needs --pack)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/ckpt (exact)")
-    p.add_argument("--init", help="start from exported weights when no OUT/ckpt exists (a warm start: fresh "
-                   "optimizer; for GPU slots that cannot carry the full checkpoint)")
+    p.add_argument("--init", action="append", metavar="FILE",
+                   help="start from exported weights when no OUT/ckpt exists (a warm start: fresh optimizer; for "
+                   "GPU slots that cannot carry the full checkpoint). Repeatable: each file sets the tensors it "
+                   "has (later ones win), e.g. a generator export, then an audio pretext export (audio.*)")
+    p.add_argument("--corpus", help="audio: synthetic speech corpus folder (built there by espeak-ng if missing; "
+                   "default OUT/corpus)")
+    p.add_argument("--minutes", type=float, default=30.0, help="audio: minutes of training speech to synthesize "
+                   "when the corpus is built")
+    p.add_argument("--phone-delay", type=int, help="audio: label delay in 10 ms mel frames (default 2)")
     p.add_argument("--time-budget-min", type=float, help="stop cleanly (with a checkpoint) after M minutes")
     p.add_argument("--max-steps", type=int)
     p.add_argument("--batch", type=int)
@@ -51,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     overrides = {k: v for k, v in (("batch", args.batch), ("lr", args.lr), ("total_steps", args.total_steps),
                                    ("warmup_steps", args.warmup_steps),
                                    ("clip_frames_start", args.clip_frames_start),
-                                   ("clip_frames_end", args.clip_frames_end))
+                                   ("clip_frames_end", args.clip_frames_end), ("phone_delay", args.phone_delay))
                  if v is not None}
     try:
         tcfg = TrainConfig(task=args.task, seed=args.seed, log_every=args.log_every, **overrides)
@@ -59,10 +67,13 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"invalid training settings: {e}") from None
     if args.task == "vae":
         task = _vae_task(cfg, tcfg, _pack(args), args.workers)
+    elif args.task == "audio":
+        task = _audio_task(cfg, tcfg, args)
     else:
         cfg, task = _generator_task(cfg, tcfg, args)
     if args.init and not (args.resume and (Path(args.out) / "ckpt").exists()):
-        _warm_start(task.module, args.init)
+        for path in args.init:
+            _warm_start(task.module, path)
     summary = train(task, cfg, tcfg, Path(args.out), resume=args.resume, device=args.device,
                     time_budget_min=args.time_budget_min, max_steps=args.max_steps, shard_mb=args.shard_mb)
     print(json.dumps(summary))
@@ -70,14 +81,35 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _warm_start(module, path: str) -> None:
-    from engine.io.checkpoint import CheckpointError, load_into, load_weights
+    """Copy the tensors of `path` that the module has (same shapes); the rest keep their values."""
+    import logging
+
+    from engine.io.checkpoint import CheckpointError, load_weights
 
     try:
         _, state, _ = load_weights(path)
-        own = module.state_dict()
-        load_into(module, {k: v for k, v in state.items() if k in own}, Path(path).name)
     except CheckpointError as e:
         raise UserError(str(e)) from None
+    own = module.state_dict()
+    common = {k: v for k, v in state.items() if k in own}
+    bad = sorted(k for k, v in common.items() if v.shape != own[k].shape)
+    if bad or not common:
+        why = f"wrong shape: {', '.join(bad[:3])}" if bad else "no tensor of this model"
+        raise UserError(f"--init {Path(path).name}: {why} (trained with another preset?)")
+    module.load_state_dict({k: v.to(own[k].dtype) for k, v in common.items()}, strict=False)
+    logging.getLogger(__name__).info("--init %s: %d of %d tensors", Path(path).name, len(common), len(own))
+
+
+def _audio_task(cfg, tcfg, args):
+    from engine.train.phonetic import corpus, espeak
+    from engine.train.phonetic.task import PhoneticTask
+
+    root = Path(args.corpus) if args.corpus else Path(args.out) / "corpus"
+    if not corpus.exists(root):
+        if (why := espeak.available()) is not None:
+            raise UserError(f"cannot synthesize the corpus: {why}")
+        corpus.build(root, corpus.CorpusConfig(minutes=args.minutes, seed=args.seed))
+    return PhoneticTask(cfg, tcfg, corpus.load(root, "train"))
 
 
 def _pack(args):

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class TrainConfig:
-    task: str = "vae"  # "vae" or "generator"
+    task: str = "vae"  # "vae", "generator" or "audio" (the phonetic pretext task)
     batch: int = 8  # per process
     lr: float = 2e-4
     warmup_steps: int = 200
@@ -30,13 +30,18 @@ class TrainConfig:
     history_noise_max: float = 0.7  # paper: noise 0..0.7 on history latents
     audio_drop: float = 0.1  # null-embedding dropout for CFG
     ref_drop: float = 0.1
+    # audio (phonetic pretext, issue 4)
+    phone_delay: int = 2  # mel frames (10 ms) the label lags the audio: see engine/train/phonetic/task.py
+    crop_seconds: float = 4.0  # audio per example
 
     def __post_init__(self) -> None:
-        if self.task not in ("vae", "generator"):
-            raise ValueError(f"task must be vae or generator, got {self.task!r}")
+        if self.task not in ("vae", "generator", "audio"):
+            raise ValueError(f"task must be vae, generator or audio, got {self.task!r}")
         for f in (self.clip_frames_start, self.clip_frames_end):
             if f < 1 or (f - 1) % 4:
                 raise ValueError("clip frame counts must be 4k+1")
+        if self.phone_delay < 0 or self.crop_seconds < 0.5:
+            raise ValueError("phone_delay >= 0 and crop_seconds >= 0.5")
         if self.batch < 1 or self.lr <= 0:
             raise ValueError("batch >= 1 and lr > 0")
 
