@@ -31,6 +31,9 @@ def add_parser(sub) -> None:
                    "default OUT/corpus)")
     p.add_argument("--minutes", type=float, default=30.0, help="audio: minutes of training speech to synthesize "
                    "when the corpus is built")
+    p.add_argument("--freeze-audio-convs", action="store_true",
+                   help="generator: do not train the audio encoder's mel-rate conv stack (keeps the phonetic "
+                        "features of an --init audio export; its latent-rate embedder still trains)")
     p.add_argument("--phone-delay", type=int, help="audio: label delay in 10 ms mel frames (default 2)")
     p.add_argument("--time-budget-min", type=float, help="stop cleanly (with a checkpoint) after M minutes")
     p.add_argument("--max-steps", type=int)
@@ -62,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
                                    ("clip_frames_end", args.clip_frames_end), ("phone_delay", args.phone_delay))
                  if v is not None}
     try:
-        tcfg = TrainConfig(task=args.task, seed=args.seed, log_every=args.log_every, **overrides)
+        tcfg = TrainConfig(task=args.task, seed=args.seed, log_every=args.log_every,
+                           freeze_audio_convs=args.freeze_audio_convs, **overrides)
     except ValueError as e:
         raise UserError(f"invalid training settings: {e}") from None
     if args.task == "vae":

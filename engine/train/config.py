@@ -30,6 +30,7 @@ class TrainConfig:
     history_noise_max: float = 0.7  # paper: noise 0..0.7 on history latents
     audio_drop: float = 0.1  # null-embedding dropout for CFG
     ref_drop: float = 0.1
+    freeze_audio_convs: bool = False  # keep a pretrained (phonetic) encoder's mel-rate conv stack fixed
     # audio (phonetic pretext, issue 4)
     phone_delay: int = 2  # mel frames (10 ms) the label lags the audio: see engine/train/phonetic/task.py
     crop_seconds: float = 4.0  # audio per example

@@ -76,6 +76,9 @@ class GeneratorTask:
         self.n_lat = min(self.n_lat, longest - longest % cfg.dit.block_frames)
         self.clips = [c for c in cached if c["latents"].shape[1] >= self.n_lat]
         self.module = seeded(GeneratorStep, cfg, seed=tcfg.seed)
+        if tcfg.freeze_audio_convs:  # what a phonetic pretext trained (AudioEncoder.mel_features)
+            for part in (self.module.audio.inp, self.module.audio.layers):
+                part.requires_grad_(False)
 
     def batch(self, g: torch.Generator, step: int, device: torch.device) -> dict:
         tc, bf = self.tcfg, self.cfg.dit.block_frames

@@ -92,6 +92,21 @@ def test_generator_trains_and_exports_a_loadable_model(pack, tmp_path, capsys):
     assert len(s.step() + s.flush()) == 12
 
 
+def test_freeze_audio_convs_keeps_the_pretrained_encoder_stack(pack, tmp_path, capsys):
+    """--freeze-audio-convs: the phonetic conv stack of an --init stays as given; the rest trains."""
+    assert train(pack, tmp_path / "vae", "vae", 1) == 0
+    assert train(pack, tmp_path / "g", "generator", 3, "--vae", str(tmp_path / "vae/vae.safetensors"),
+                 "--freeze-audio-convs") == 0
+    init = _weights(tmp_path / "g/generator.safetensors")
+    assert train(pack, tmp_path / "g2", "generator", 3, "--vae", str(tmp_path / "vae/vae.safetensors"),
+                 "--init", str(tmp_path / "g/generator.safetensors"), "--freeze-audio-convs") == 0
+    out = _weights(tmp_path / "g2/generator.safetensors")
+    frozen = [k for k in init if k.startswith(("audio.inp.", "audio.layers."))]
+    trained = [k for k in init if k.startswith(("audio.rest.", "dit."))]
+    assert frozen and all(torch.equal(init[k], out[k]) for k in frozen)
+    assert any(not torch.equal(init[k], out[k]) for k in trained)
+
+
 def test_generator_needs_a_vae(pack, tmp_path, capsys):
     assert train(pack, tmp_path / "g", "generator", 1) == 2
     assert "--vae" in capsys.readouterr().err
