@@ -67,8 +67,8 @@ def load_train_state(path: Path, model: nn.Module, ema: EMA, opt: torch.optim.Op
     if meta.get("avacast_kind") != "train_state":
         raise CheckpointError(f"{path.name}: not a training checkpoint")
     model.load_state_dict({k[6:]: v for k, v in state.items() if k.startswith("model.")})
-    for k in ema.shadow:
-        ema.shadow[k] = state[f"ema.{k}"].float().clone()
+    for k, old in ema.shadow.items():  # the checkpoint loads on the CPU; the shadow lives with the model
+        ema.shadow[k] = state[f"ema.{k}"].to(old.device, torch.float32).clone()
     scalars = json.loads(meta["opt_scalars"])
     opt_state: dict = {"state": {}, "param_groups": json.loads(meta["opt_groups"])}
     for k, v in state.items():

@@ -67,6 +67,15 @@ def test_resume_is_bit_identical(pack, tmp_path):
     assert rows[0].startswith("step,loss")
 
 
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_resume_on_the_gpu_keeps_the_ema_with_the_model(pack, tmp_path):
+    """The checkpoint loads on the CPU; a resumed GPU run once failed at its first EMA update."""
+    assert train(pack, tmp_path / "g", "vae", 2, "--device", "cuda") == 0
+    assert train(pack, tmp_path / "g", "vae", 4, "--device", "cuda", "--resume") == 0
+    assert load_weights(tmp_path / "g/vae.safetensors")[2]["step"] == "4"
+
+
 def test_vae_clip_schedule_flags_reach_the_checkpoint(pack, tmp_path, capsys):
     """A warm-started VAE slot can train on long clips at once (the progressive schedule would restart)."""
     assert train(pack, tmp_path / "r", "vae", 1, "--clip-frames-start", "9", "--clip-frames-end", "13") == 0
