@@ -5,7 +5,8 @@ The label of mel frame m is read from the encoder's features at m + lookahead_me
 phoneme at the window centre of mel frame m - phone_delay: with no look-ahead (preset `base`) a short
 label delay lets the encoder hear a little of each phoneme before naming it (measured: docs/TRAINING.md).
 Augmentation (gain, coloured noise at random SNR, low-pass, small-room reverb, a noise floor: espeak's
-pauses are digital zeros, real microphones never are) is what lets it transfer to real speech.
+pauses are digital zeros, real microphones never are; babble of 1-3 other corpus voices at 5-25 dB below
+the speech, so background voices in pauses stay silence) is what lets it transfer to real speech.
 """
 from __future__ import annotations
 
@@ -57,8 +58,9 @@ class PhoneticStep(nn.Module):
         return lp + lv, {"phone_ce": lp.detach(), "viseme_ce": lv.detach(), "phone_acc": acc_p, "viseme_acc": acc_v}
 
 
-def augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-    """Microphone-like audio from clean speech [B,S] (float, 16 kHz) -> [B,S]."""
+def augment(x: torch.Tensor, g: torch.Generator, babble: torch.Tensor | None = None) -> torch.Tensor:
+    """Microphone-like audio from clean speech [B,S] (float, 16 kHz) -> [B,S]. `babble` [B,S]: other
+    voices, mixed at 5-25 dB below the speech on 40% of the examples (their phonemes are not labelled)."""
     b, s = x.shape
     u = lambda lo, hi: lo + (hi - lo) * torch.rand(b, 1, generator=g)  # noqa: E731  [B,1]
     n_fft = 1 << (2 * s - 1).bit_length()
@@ -80,6 +82,10 @@ def augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
                             freqs.clamp_min(20.0) ** (u(0, 2) / 2), n_fft)[:, :s]
     noise = noise / noise.pow(2).mean(1, keepdim=True).sqrt()
     speech_rms = y.pow(2).mean(1, keepdim=True).sqrt()
+    if babble is not None:
+        on = torch.rand(b, 1, generator=g) < 0.4
+        gain = speech_rms * 10 ** (-u(5, 25) / 20) / babble.pow(2).mean(1, keepdim=True).sqrt().clamp_min(1e-6)
+        y = y + torch.where(on, gain, torch.zeros_like(gain)) * babble
     level = torch.where(torch.rand(b, 1, generator=g) < 0.8, speech_rms * 10 ** (-u(0, 40) / 20),
                         10 ** (u(-70, -50) / 20))
     return (y + noise * level).clamp(-1, 1)
@@ -98,13 +104,17 @@ class PhoneticTask:
     def batch(self, g: torch.Generator, step: int, device: torch.device) -> dict:
         a = self.cfg.audio
         m = self.crop // a.hop_length - a.lookahead_mels
-        xs, ys = [], []
+        crop = lambda s0: torch.from_numpy(self.data.float_audio(s0, s0 + self.crop))  # noqa: E731
+        starts = lambda: randint(g, len(self.data.audio) - self.crop + 1)  # noqa: E731
+        xs, ys, bs = [], [], []
         for _ in range(self.tcfg.batch):
-            s0 = randint(g, len(self.data.audio) - self.crop + 1)
-            xs.append(torch.from_numpy(self.data.float_audio(s0, s0 + self.crop)))
+            s0 = starts()
+            xs.append(crop(s0))
             ys.append(torch.from_numpy(frame_labels(self.data.starts - s0, self.data.classes, m, a.hop_length,
                                                     a.win_length, self.tcfg.phone_delay)))
-        return {"samples": augment(torch.stack(xs), g).to(device), "phone": torch.stack(ys).to(device)}
+            bs.append(sum(crop(starts()) for _ in range(1 + randint(g, 3))))  # babble: 1-3 other voices
+        return {"samples": augment(torch.stack(xs), g, torch.stack(bs)).to(device),
+                "phone": torch.stack(ys).to(device)}
 
     def loss(self, module: nn.Module, batch: dict):
         return module(batch["samples"], batch["phone"])

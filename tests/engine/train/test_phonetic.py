@@ -132,3 +132,15 @@ def test_phonetic_eval_reports_synthetic_and_real(built, tmp_path, capsys):
     r = json.loads(out.read_text())
     assert 0.0 <= r["val_clean"]["viseme_acc"] <= 1.0 and r["val_noisy"]["frames"] == r["val_clean"]["frames"]
     assert r["real"]["files"] == 1 and r["real_files"]["real.wav"]["pause_frames"] > 20
+
+
+def test_babble_is_mixed_below_the_speech_on_some_examples():
+    from engine.train.phonetic.task import augment
+
+    x, babble = torch.randn(200, 8000), torch.randn(200, 8000)
+    plain = augment(x, torch.Generator().manual_seed(0), babble * 0)
+    mixed = augment(x, torch.Generator().manual_seed(0), babble)
+    d = (mixed - plain).pow(2).mean(1).sqrt()
+    on = d > 1e-6
+    assert 0.25 < on.float().mean() < 0.55
+    assert (d[on] < plain.pow(2).mean(1).sqrt()[on] * 10 ** (-4 / 20)).all()  # >= 5 dB below the speech
