@@ -34,6 +34,9 @@ def add_parser(sub) -> None:
     p.add_argument("--freeze-audio-convs", action="store_true",
                    help="generator: do not train the audio encoder's mel-rate conv stack (keeps the phonetic "
                         "features of an --init audio export; its latent-rate embedder still trains)")
+    p.add_argument("--babble", type=float, metavar="P",
+                   help="audio: share of examples with 1-3 other voices mixed in 5-25 dB below (default 0; "
+                        "0.4 made real pauses silent but soft speech too: docs/TRAINING.md)")
     p.add_argument("--phone-delay", type=int, help="audio: label delay in 10 ms mel frames (default 2)")
     p.add_argument("--time-budget-min", type=float, help="stop cleanly (with a checkpoint) after M minutes")
     p.add_argument("--max-steps", type=int)
@@ -62,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
     overrides = {k: v for k, v in (("batch", args.batch), ("lr", args.lr), ("total_steps", args.total_steps),
                                    ("warmup_steps", args.warmup_steps),
                                    ("clip_frames_start", args.clip_frames_start),
-                                   ("clip_frames_end", args.clip_frames_end), ("phone_delay", args.phone_delay))
+                                   ("clip_frames_end", args.clip_frames_end), ("phone_delay", args.phone_delay),
+                                   ("babble", args.babble))
                  if v is not None}
     try:
         tcfg = TrainConfig(task=args.task, seed=args.seed, log_every=args.log_every,

@@ -34,6 +34,7 @@ class TrainConfig:
     # audio (phonetic pretext, issue 4)
     phone_delay: int = 2  # mel frames (10 ms) the label lags the audio: see engine/train/phonetic/task.py
     crop_seconds: float = 4.0  # audio per example
+    babble: float = 0.0  # share of examples with 1-3 other voices mixed in below the speech (run2 used 0.4)
 
     def __post_init__(self) -> None:
         if self.task not in ("vae", "generator", "audio"):
@@ -41,6 +42,8 @@ class TrainConfig:
         for f in (self.clip_frames_start, self.clip_frames_end):
             if f < 1 or (f - 1) % 4:
                 raise ValueError("clip frame counts must be 4k+1")
+        if not 0.0 <= self.babble <= 1.0:
+            raise ValueError("babble is a share in [0, 1]")
         if self.phone_delay < 0 or self.crop_seconds < 0.5:
             raise ValueError("phone_delay >= 0 and crop_seconds >= 0.5")
         if self.batch < 1 or self.lr <= 0:

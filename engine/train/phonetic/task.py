@@ -58,9 +58,10 @@ class PhoneticStep(nn.Module):
         return lp + lv, {"phone_ce": lp.detach(), "viseme_ce": lv.detach(), "phone_acc": acc_p, "viseme_acc": acc_v}
 
 
-def augment(x: torch.Tensor, g: torch.Generator, babble: torch.Tensor | None = None) -> torch.Tensor:
+def augment(x: torch.Tensor, g: torch.Generator, babble: torch.Tensor | None = None,
+            babble_p: float = 0.4) -> torch.Tensor:
     """Microphone-like audio from clean speech [B,S] (float, 16 kHz) -> [B,S]. `babble` [B,S]: other
-    voices, mixed at 5-25 dB below the speech on 40% of the examples (their phonemes are not labelled)."""
+    voices, mixed at 5-25 dB below the speech on a share `babble_p` of the examples (not labelled)."""
     b, s = x.shape
     u = lambda lo, hi: lo + (hi - lo) * torch.rand(b, 1, generator=g)  # noqa: E731  [B,1]
     n_fft = 1 << (2 * s - 1).bit_length()
@@ -83,7 +84,7 @@ def augment(x: torch.Tensor, g: torch.Generator, babble: torch.Tensor | None = N
     noise = noise / noise.pow(2).mean(1, keepdim=True).sqrt()
     speech_rms = y.pow(2).mean(1, keepdim=True).sqrt()
     if babble is not None:
-        on = torch.rand(b, 1, generator=g) < 0.4
+        on = torch.rand(b, 1, generator=g) < babble_p
         gain = speech_rms * 10 ** (-u(5, 25) / 20) / babble.pow(2).mean(1, keepdim=True).sqrt().clamp_min(1e-6)
         y = y + torch.where(on, gain, torch.zeros_like(gain)) * babble
     level = torch.where(torch.rand(b, 1, generator=g) < 0.8, speech_rms * 10 ** (-u(0, 40) / 20),
@@ -112,8 +113,10 @@ class PhoneticTask:
             xs.append(crop(s0))
             ys.append(torch.from_numpy(frame_labels(self.data.starts - s0, self.data.classes, m, a.hop_length,
                                                     a.win_length, self.tcfg.phone_delay)))
-            bs.append(sum(crop(starts()) for _ in range(1 + randint(g, 3))))  # babble: 1-3 other voices
-        return {"samples": augment(torch.stack(xs), g, torch.stack(bs)).to(device),
+            if self.tcfg.babble > 0:
+                bs.append(sum(crop(starts()) for _ in range(1 + randint(g, 3))))  # babble: 1-3 other voices
+        babble = torch.stack(bs) if bs else None
+        return {"samples": augment(torch.stack(xs), g, babble, self.tcfg.babble).to(device),
                 "phone": torch.stack(ys).to(device)}
 
     def loss(self, module: nn.Module, batch: dict):
