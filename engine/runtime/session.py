@@ -159,11 +159,11 @@ class Session:
         GPU. Paid here, at open, none of it reaches the stream's latency. Much of it is per thread (cuDNN's
         plan cache and the cuBLAS/cuDNN handles are thread-local: measured on an H100, a session warmed in
         one thread still ran its first blocks at 1.3 s and ~0.45 s in another), so the thread that will
-        step the session must call this; it is a no-op in a thread that already did, and must run before
-        any audio is pushed. The rewind reuses every buffer in
-        place (the captured graphs keep pointing at them); the KV ring and the decoder state are hidden by
-        their cursors (`filled`, `started`) until overwritten, and the noise generator is re-seeded, so
-        the stream's frames are exactly those of a session opened without warm-up."""
+        step the session must call this (the Runner does); it is a no-op in a thread that already did, and
+        must run before any audio is pushed. The rewind reuses every buffer in place (the captured graphs
+        keep pointing at them); the KV ring and the decoder state are hidden by their cursors (`filled`,
+        `started`) until overwritten, and the noise generator is re-seeded, so the stream's frames are
+        exactly those of a session opened without warm-up."""
         if threading.get_ident() in self._warm_threads:
             return
         if self._total or self._frames_out:

@@ -10,6 +10,7 @@ from engine.config import EngineConfig
 from engine.io.checkpoint import load_weights, save_weights
 from engine.train.phonetic import corpus, espeak
 from engine.train.phonetic.phonemes import PHONEMES, VISEMES, PHONEME_TO_VISEME, frame_labels, phoneme_class
+from tests.engine.train.fit import fit_fixed_batch
 
 WHY = espeak.available()
 pytestmark = pytest.mark.skipif(WHY is not None, reason=f"espeak-ng unusable: {WHY} (apt-get install espeak-ng)")
@@ -83,14 +84,7 @@ def test_pretext_loss_falls_on_a_tiny_encoder(built):
     batch = task.batch(step_generator(0, 0), 0, torch.device("cpu"))
     assert batch["samples"].shape == (4, 32_000) and batch["phone"].shape == (4, 200 - 4)  # tiny: 40 ms look-ahead
     assert torch.isfinite(batch["samples"]).all() and batch["samples"].abs().max() <= 1.0
-    opt = torch.optim.AdamW([p for p in task.module.parameters() if p.requires_grad], lr=3e-3)
-    losses = []
-    for _ in range(40):
-        loss, logs = task.loss(task.module, batch)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses = fit_fixed_batch(task, batch, 40)
     assert losses[-1] < 0.75 * losses[0]
 
 

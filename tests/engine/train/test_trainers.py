@@ -10,6 +10,7 @@ from engine.io import media as M
 from engine.io.checkpoint import load_weights
 from engine.train.prepare import PrepareConfig, prepare
 from tests.engine.train import synth
+from tests.engine.train.fit import fit_fixed_batch
 
 
 @pytest.fixture(scope="module")
@@ -44,14 +45,7 @@ def test_vae_loss_goes_down_on_a_fixed_batch(pack):
     p = Pack(pack)
     task = VAETask(cfg, tcfg, load_clips(p, p.clips("train"), 32, False, 1))
     batch = task.batch(step_generator(0, 0), 0, torch.device("cpu"))
-    opt = torch.optim.AdamW(task.module.parameters(), lr=3e-3)
-    losses = []
-    for _ in range(30):
-        loss, _ = task.loss(task.module, batch)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses = fit_fixed_batch(task, batch, 30)
     assert losses[-1] < 0.7 * losses[0]
 
 
