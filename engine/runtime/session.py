@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -133,23 +135,32 @@ class Session:
         z = torch.zeros((1, c, bf, s, s), device=self.device, dtype=self.dtype)
         audio = torch.zeros((self._cache.k[0].shape[0], bf, cfg.audio.feature_dim), device=self.device,
                             dtype=self.dtype)
-        cache = self._cache
-        saved = cache.filled, cache.next_block
-        cache.filled, cache.next_block = cache.past_blocks, cache.past_blocks + 1
-        try:
-            args = (dit, cache, z, audio, dit.rope(bf, bf, self.device), schedule(sp.steps, sp.shift),
+        with self._steady_cursors():
+            args = (dit, self._cache, z, audio, dit.rope(bf, bf, self.device), schedule(sp.steps, sp.shift),
                     sp.cfg if self._use_cfg else None, sp.history_noise)
             self._block_graph = BlockGraph(*args, fuse=self._fuse)
             # not compiled: the fill lasts window/block blocks, not worth a second compile at first launch
             self._fill_graph = BlockGraph(*args, masked=True)
-        finally:
-            cache.filled, cache.next_block = saved
         scratch = StreamState()
         vae.decode(z, self._ref_e1, scratch)  # learns every causal conv's state shape
         self._dec_state.frames = {k: torch.zeros_like(v) for k, v in scratch.frames.items()}
         self._dec_state.started = True  # capture the steady state (the first chunk runs eagerly)
         self._decode_graph = DecodeGraph(vae, z, self._ref_e1, self._dec_state, self._fuse)
         self._dec_state.started = False
+
+    @contextmanager
+    def _steady_cursors(self) -> Iterator[None]:
+        """The cache cursors at steady-state values while a graph is captured (capture records work without
+        running it; the captured slot and mask are device tensors that follow the real cursors). The traced
+        Python thus sees the same ints at open and at a live re-capture (steps/CFG changed mid-stream), so
+        torch.compile's guards hold and a re-capture does not recompile."""
+        cache = self._cache
+        saved = cache.filled, cache.next_block
+        cache.filled, cache.next_block = cache.past_blocks, cache.past_blocks + 1
+        try:
+            yield
+        finally:
+            cache.filled, cache.next_block = saved
 
     def warm_up(self) -> None:
         """Run the first KV window (+1 block) on silence, then rewind to the stream start.
@@ -282,9 +293,10 @@ class Session:
         fill = self._fill_graph
         if self._graphs_on() and self._cache.full:
             rope = dit.rope(self._cache.next_block * bf, bf, self.device)
-            if self._block_graph is None or self._block_graph.key != key:
-                self._block_graph = BlockGraph(dit, self._cache, x, audio, rope, sched, guidance, sp.history_noise,
-                                               self._fuse)
+            if self._block_graph is None or self._block_graph.key != key:  # a live steps/CFG change
+                with self._steady_cursors():
+                    self._block_graph = BlockGraph(dit, self._cache, x, audio, rope, sched, guidance,
+                                                   sp.history_noise, self._fuse)
             x0 = self._block_graph.run(x, audio, rope, hist_noise)
         elif self._graphs_on() and fill is not None and fill.key == key and self._cache.next_block > 0:
             # the first block of a clip differs (its single-frame latent); the fill levels share one graph

@@ -64,3 +64,37 @@ def test_traced_decode_matches_eager_and_carries_state(tiny_engine, portrait, sp
         for key, held in states[0].frames.items():
             torch.testing.assert_close(states[1].frames[key], held, rtol=1e-4, atol=1e-5)
     assert isinstance(states[1], StreamState) and states[1].started
+
+
+@torch.no_grad()
+def test_a_live_recapture_does_not_recompile(tiny_engine, portrait, speech):
+    """A steps/CFG change mid-stream re-captures the block graph. Captured under the session's steady
+    cursors, the traced Python sees the same cursor ints as at open, so torch.compile's guards hold and
+    nothing is recompiled (on a GPU a recompile stalls the stream for tens of seconds). Without the pin,
+    the cursor ints differ and it would recompile."""
+    s = _steady_session(tiny_engine, portrait, speech)
+    dit, cfg = tiny_engine.model.dit, tiny_engine.cfg
+    compiled = []
+    def backend(gm, example_inputs):
+        compiled.append(gm)
+        return gm.forward
+    torch._dynamo.reset()
+    fwd = torch.compile(dit.block_forward, backend=backend, fullgraph=True, dynamic=False)
+    bf, c, g = cfg.dit.block_frames, cfg.vae.latent_channels, cfg.vae.latent_size
+    sched = schedule(cfg.sampler.steps, cfg.sampler.shift)
+    audio, t_hist = torch.randn(2, bf, cfg.audio.feature_dim), torch.zeros(2)
+    def capture_like(cache, steps):  # what BlockGraph traces, at another schedule length
+        times = [torch.full((2,), t) for t in schedule(steps, cfg.sampler.shift)]
+        sample_block(dit, cache, torch.randn(1, c, bf, g, g), audio, times, schedule(steps, cfg.sampler.shift),
+                     2.0, t_hist, None, dit.rope(bf, bf, audio.device), fwd)
+    cache = s._cache
+    with s._steady_cursors():
+        capture_like(cache.clone(), len(sched) - 1)  # "at open"
+    at_open = len(compiled)
+    for _ in range(5):
+        cache.advance()  # the stream moves on
+    with s._steady_cursors():
+        capture_like(cache.clone(), len(sched) + 1)  # live change of steps
+    assert at_open >= 1 and len(compiled) == at_open
+    capture_like(cache.clone(), len(sched))  # unpinned: other cursor ints, new guards
+    assert len(compiled) > at_open
