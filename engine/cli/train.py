@@ -20,6 +20,9 @@ def add_parser(sub) -> None:
                    "computed from the pack")
     p.add_argument("--latents", help="generator: a latent cache instead of --pack/--vae (no video decoding)")
     p.add_argument("--save-latents", help="generator: also write the latent cache it built (shards of --shard-mb)")
+    p.add_argument("--full-context-latents", action="store_true",
+                   help="generator: encode each clip in one causal call (before session 3; drifts with a VAE "
+                        "trained on short clips) instead of the bounded 5-frame context (default)")
     p.add_argument("--latents-without-audio", action="store_true",
                    help="with --save-latents: leave the audio out (half the size; --latents then needs --pack)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/ckpt (exact)")
@@ -176,11 +179,14 @@ def _build_cache(args):
     _, _, dev = dist_setup(args.device)
     dtype = default_dtype(dev)
     vae = vae.to(dev, dtype).eval().requires_grad_(False)
-    cached = latent_cache.build(vae, load_clips(pack, clips, vcfg.vae.resolution, True, args.workers), dev, dtype)
+    short = not args.full_context_latents
+    cached = latent_cache.build(vae, load_clips(pack, clips, vcfg.vae.resolution, True, args.workers), dev, dtype,
+                                short)
     scale = float(vae.latent_scale)
     if args.save_latents:
         shard = int(args.shard_mb * 2**20) if args.shard_mb else None
-        latent_cache.save(Path(args.save_latents), cached, vcfg, scale, shard, not args.latents_without_audio)
+        latent_cache.save(Path(args.save_latents), cached, vcfg, scale, shard, not args.latents_without_audio,
+                          "short" if short else "full")
     vae_state = {f"vae.{k}": v.detach().float().cpu() for k, v in vae.state_dict().items()}
     del vae
     if dev.type == "cuda":

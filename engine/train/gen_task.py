@@ -22,13 +22,16 @@ REF_POOL = 8  # reference frames cached per clip
 
 @torch.no_grad()
 def cache_latents(vae: CausalVAE, clips: list[ClipData], device: torch.device, dtype: torch.dtype,
-                  chunk: int = 64) -> list[dict]:
-    """Posterior means of each clip (first 4k+1 frames) and of REF_POOL single frames -> unscaled latents."""
+                  short_context: bool = True) -> list[dict]:
+    """Posterior means of each clip (first 4k+1 frames) and of REF_POOL single frames -> unscaled latents.
+    short_context: encode with the bounded context of `CausalVAE.encode_short_context` (else the whole
+    clip in one causal call, which drifts with our VAE: see there)."""
     out = []
     for c in clips:
         n = 4 * ((len(c.frames) - 1) // 4) + 1
         video = to_tensor(c.frames[:n])[None].to(device, dtype)  # [1,3,F,H,W]
-        mean = vae.encode(video)[0][0].float().cpu()  # [C,T,h,w]
+        mean = (vae.encode_short_context(video) if short_context else vae.encode(video)[0])[0]
+        mean = mean.float().cpu()  # [C,T,h,w]
         pick = torch.linspace(0, len(c.frames) - 1, REF_POOL).round().long().tolist()
         refs = to_tensor(c.frames[pick]).permute(1, 0, 2, 3)[None].to(device, dtype)  # [1,K,3,H,W]
         ref_lat = vae.encode_refs(refs)[1][0].float().cpu()  # [K,C,h,w]

@@ -20,9 +20,10 @@ from engine.vae.model import CausalVAE
 log = logging.getLogger(__name__)
 
 
-def build(vae: CausalVAE, clips: list[ClipData], device: torch.device, dtype: torch.dtype) -> list[dict]:
+def build(vae: CausalVAE, clips: list[ClipData], device: torch.device, dtype: torch.dtype,
+          short_context: bool = True) -> list[dict]:
     """Encode clips and set vae.latent_scale -> [{"id", "latents" [C,T,h,w], "refs" [K,C,h,w], "audio"}]."""
-    cached = cache_latents(vae, clips, device, dtype)
+    cached = cache_latents(vae, clips, device, dtype, short_context)
     scale_latents(cached, vae)
     for c, d in zip(cached, clips):
         c["id"] = d.clip.id
@@ -30,15 +31,17 @@ def build(vae: CausalVAE, clips: list[ClipData], device: torch.device, dtype: to
 
 
 def save(path: Path, cached: list[dict], cfg: EngineConfig, latent_scale: float,
-         shard_bytes: int | None = None, with_audio: bool = True) -> list[Path]:
-    """Without audio the file is ~half the size (audio can be added back from the pack with `add_audio`)."""
+         shard_bytes: int | None = None, with_audio: bool = True, encoder_context: str = "short") -> list[Path]:
+    """Without audio the file is ~half the size (audio can be added back from the pack with `add_audio`).
+    `encoder_context` ("short" or "full", see `cache_latents`) is recorded in the metadata."""
     tensors: dict[str, torch.Tensor] = {}
     for c in cached:
         tensors[f"{c['id']}.latents"] = c["latents"].to(torch.bfloat16)
         tensors[f"{c['id']}.refs"] = c["refs"].to(torch.bfloat16)
         if with_audio:
             tensors[f"{c['id']}.audio"] = (c["audio"].float().clamp(-1, 1) * 32767).round().to(torch.int16)
-    extra = {"clips": json.dumps([c["id"] for c in cached]), "latent_scale": repr(latent_scale)}
+    extra = {"clips": json.dumps([c["id"] for c in cached]), "latent_scale": repr(latent_scale),
+             "encoder_context": encoder_context}
     return save_weights(path, tensors, cfg, kind="latent_cache", shard_bytes=shard_bytes, extra=extra)
 
 

@@ -36,6 +36,20 @@ def test_encoder_is_causal(vae):
 
 
 @torch.no_grad()
+def test_short_context_encoding_sees_at_most_five_frames(vae):
+    """The generator's training latents: latent j >= 1 from frames 4j-4..4j only (batched windows)."""
+    x = torch.randn(2, 3, 17, 32, 32)
+    short = vae.encode_short_context(x, chunk=3)  # chunks smaller than the 4 windows x 2 clips
+    assert short.shape == vae.encode(x)[0].shape
+    torch.testing.assert_close(short[:, :, :2], vae.encode(x[:, :, :5])[0], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(short[:, :, 3], vae.encode(x[:, :, 8:13])[0][:, :, 1], atol=1e-5, rtol=1e-5)
+    changed = x.clone()
+    changed[:, :, :8] += 1.0  # frames before latent 3's window must not reach it
+    torch.testing.assert_close(vae.encode_short_context(changed)[:, :, 3:], short[:, :, 3:], atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(vae.encode(changed)[0][:, :, 3], vae.encode(x)[0][:, :, 3])  # the causal one does
+
+
+@torch.no_grad()
 @pytest.mark.parametrize("chunks", [[1, 1, 1, 1, 1], [1, 2, 2], [3, 2]])
 def test_streaming_decode_equals_full_decode(vae, chunks):
     z = torch.randn(1, 8, sum(chunks), 2, 2)

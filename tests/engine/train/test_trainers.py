@@ -122,6 +122,7 @@ def test_latent_cache_release_and_warm_start(pack, tmp_path, capsys):
     cache = tmp_path / "latents.safetensors"
     assert train(pack, tmp_path / "g0", "generator", 0, "--vae", str(tmp_path / "vae/vae.safetensors"),
                  "--save-latents", str(cache)) == 0
+    assert load_weights(cache)[2]["encoder_context"] == "short"  # the bounded-context latents by default
     assert main(["train", "generator", "--preset", "tiny", "--latents", str(cache), "--out", str(tmp_path / "g"),
                  "--device", "cpu", "--max-steps", "2", "--batch", "2"]) == 0
     out = tmp_path / "model.safetensors"
