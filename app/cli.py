@@ -49,9 +49,12 @@ def run_app(argv: list[str]) -> int:
 
     from app.ui.main_window import MainWindow, default_engine_factory
 
+    from app.gui_gc import GuiThreadGC
+
     qapp = QApplication.instance() or QApplication(sys.argv[:1])
     qapp.setApplicationName("Avacast")
     _set_icon(qapp)
+    GuiThreadGC(qapp)  # Qt objects must never be collected from a worker thread
     factory = tiny_factory if args.tiny else default_engine_factory
     window = MainWindow(engine_factory=factory)
     if args.weights:

@@ -57,9 +57,11 @@ def _shoot(args) -> int:
     from app import demo, paths
     from app.audio.sources import ArraySource, speech_like
     from app.selftest import _factory, wait_until
+    from app.gui_gc import GuiThreadGC
     from app.ui.main_window import MainWindow
 
     qapp = QApplication.instance() or QApplication(sys.argv[:1])
+    GuiThreadGC(qapp)  # Qt objects must never be collected from a worker thread
     source = ArraySource(speech_like(30.0), loop=True, name="screenshot")
     window = MainWindow(engine_factory=_factory(False, None, allow_slow=True), source_factory=lambda: source,
                         load_now=False)

@@ -59,9 +59,11 @@ def _run(seconds: float, factory, weights: str | None) -> int:
 
     from app import demo, paths
     from app.audio.sources import ArraySource, speech_like
+    from app.gui_gc import GuiThreadGC
     from app.ui.main_window import MainWindow
 
     qapp = QApplication.instance() or QApplication(sys.argv[:1])
+    GuiThreadGC(qapp)  # Qt objects must never be collected from a worker thread
     errors: list[str] = []
     source = ArraySource(speech_like(seconds), loop=False, name="self-test")
     window = MainWindow(engine_factory=factory, source_factory=lambda: source, load_now=False)

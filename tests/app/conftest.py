@@ -44,6 +44,18 @@ def tiny_engine_factory():
     return make
 
 
+@pytest.fixture(autouse=True)
+def _collect_in_the_gui_thread():
+    """As the app does (app/gui_gc.py): no automatic collection, which could free a Qt object from a worker
+    thread and crash; collect here, in the test's (GUI) thread, after each test."""
+    import gc
+
+    gc.disable()
+    yield
+    gc.collect()
+    gc.enable()
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _one_torch_thread():
     """Tiny models on a shared 2-core box: one thread is ~10x faster than oversubscribed ones."""

@@ -44,3 +44,29 @@ def test_self_test_fails_loudly_on_a_bad_model(tmp_path, monkeypatch):
     bad.write_bytes(b"nope")
     from app import selftest
     assert selftest.self_test(seconds=0.5, weights=str(bad)) == 1
+
+
+def test_gui_thread_gc_collects_cycles_on_its_timer(qtbot):
+    """Automatic collection is off while the GUI runs; the GUI thread's timer frees cycles instead."""
+    import gc
+    import weakref
+
+    from app.gui_gc import GuiThreadGC
+
+    gc.enable()
+    guard = GuiThreadGC(interval_ms=10)
+    try:
+        assert not gc.isenabled()
+
+        class Node:
+            pass
+
+        for _ in range(gc.get_threshold()[0] + 10):  # enough allocations for a young-generation pass
+            a, b = Node(), Node()
+            a.other, b.other = b, a
+        probe = weakref.ref(a)
+        del a, b
+        qtbot.waitUntil(lambda: probe() is None, timeout=2000)
+    finally:
+        guard.stop()
+    assert gc.isenabled()
