@@ -84,6 +84,10 @@ def markdown(report: dict) -> str:
              f"{'/'.join(str(w) for w in sorted({r['window_frames'] for r in report['vae']['clips']}))} frames",
              "", "| VAE references | PSNR (dB) | SSIM |", "|---|---|---|"]
     lines += [f"| {k} | {_f(v.get(f'psnr_{k}'), '.2f')} | {_f(v.get(f'ssim_{k}'))} |" for k in counts]
+    if v.get("stream_full_psnr") is not None:
+        lines += ["", "VAE as one continuous stream (frame 0 as reference; PSNR after the first second): "
+                  f"whole-clip encode {_f(v['stream_full_psnr'], '.2f')} dB, 5-frame-context encode "
+                  f"(the generator's training latents) {_f(v['stream_short_psnr'], '.2f')} dB"]
     g = report.get("generation")
     if g:
         m = g["mean"]

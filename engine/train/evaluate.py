@@ -124,8 +124,26 @@ def vae_window(vae, frames: np.ndarray, start: int, window: int, ref_counts=(0, 
     return out
 
 
+@torch.inference_mode()
+def vae_stream(vae, frames: np.ndarray, n: int) -> dict[str, float]:
+    """The first n (4k+1) frames as one continuous causal stream, as the app decodes the generator's
+    latents, with frame 0 as the reference -> PSNR over frames 25.. (after the first second) for latents
+    from a whole-clip encode ("full") and from `CausalVAE.encode_short_context` ("short", what the
+    generator trains on). The windowed table restarts every `window` frames and hides drift over time."""
+    p = next(vae.parameters())
+    video = _to_video(frames[:n], p.device, p.dtype)  # [1,3,F,H,W]
+    refs = vae.ref_features(video[:, :, :1].transpose(1, 2))  # [1,M,D]
+    target = video[0].transpose(0, 1).float()[FPS:]  # [F-25,3,H,W]
+    out = {}
+    for name, mean in (("full", vae.encode(video)[0]), ("short", vae.encode_short_context(video))):
+        recon = vae.decode(mean, refs)[0].transpose(0, 1).float()[FPS:]
+        out[f"stream_{name}_psnr"] = float(psnr(recon, target))
+    return out
+
+
 def vae_clip(vae, frames: np.ndarray, cfg: EvalConfig) -> dict:
-    """Mean PSNR/SSIM over the windows of one clip -> {"windows", "psnr_<k>", "ssim_<k>"}."""
+    """Mean PSNR/SSIM over the windows of one clip -> {"windows", "psnr_<k>", "ssim_<k>"}, plus the
+    continuous-stream PSNRs of `vae_stream` when the clip has more than a second."""
     window = min(cfg.window, 4 * ((len(frames) - 1) // 4) + 1)
     starts = window_starts(len(frames), window, int(round(cfg.seconds * FPS)))
     per = [vae_window(vae, frames, s, window, cfg.ref_counts) for s in starts]
@@ -133,6 +151,9 @@ def vae_clip(vae, frames: np.ndarray, cfg: EvalConfig) -> dict:
     for k in cfg.ref_counts:
         row[f"psnr_{k}"] = float(np.mean([w[k]["psnr"] for w in per]))
         row[f"ssim_{k}"] = float(np.mean([w[k]["ssim"] for w in per]))
+    n = 4 * ((min(len(frames), int(round(cfg.seconds * FPS))) - 1) // 4) + 1
+    if n > FPS:
+        row.update(vae_stream(vae, frames, n))
     return row
 
 
@@ -210,7 +231,7 @@ def select_clips(clips: list, n: int | None) -> list:
 
 
 def _means(rows: list[dict], skip: tuple[str, ...] = ("id",)) -> dict:
-    keys = [k for k in (rows[0] if rows else {}) if k not in skip]
+    keys = [k for k in dict.fromkeys(k for r in rows for k in r) if k not in skip]  # union, first-seen order
     out = {}
     for k in keys:
         vals = [r[k] for r in rows if isinstance(r.get(k), (int, float)) and np.isfinite(r[k])]

@@ -71,8 +71,11 @@ def test_full_model_gives_vae_and_generation_metrics(pack, weights, tmp_path, ca
     gen = rep["generation"]["mean"]
     assert _finite(gen, ["gen_lipsync", "real_lipsync", "gen_stability", "real_stability"])
     assert rep["generation"]["clips"][0]["frames"] == 30
+    stream = ["stream_full_psnr", "stream_short_psnr"]  # 1.2 s: the continuous stream past its first second
+    assert _finite(rep["vae"]["mean"], stream)
     out = capsys.readouterr().out
     assert "| VAE references | PSNR (dB) | SSIM |" in out and "lip-sync score" in out
+    assert "VAE as one continuous stream" in out
 
 
 def test_long_render_reports_first_and_last_span(pack, weights, tmp_path):
@@ -90,6 +93,7 @@ def test_vae_only_file_skips_generation_with_a_note(pack, weights, tmp_path, cap
     assert rep["kind"] == "vae" and rep["generation"] is None
     assert _finite(rep["vae"]["mean"], VAE_KEYS)
     assert any("generation metrics skipped" in n for n in rep["notes"])
+    assert "stream_full_psnr" not in rep["vae"]["mean"]  # 0.4 s: no stream past a first second to score
     assert "generation metrics skipped" in capsys.readouterr().out
 
 
