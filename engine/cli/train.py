@@ -95,20 +95,14 @@ def _warm_start(module, path: str) -> None:
     """Copy the tensors of `path` that the module has (same shapes); the rest keep their values."""
     import logging
 
-    from engine.io.checkpoint import CheckpointError, load_weights
+    from engine.io.checkpoint import CheckpointError, load_into, load_weights
 
     try:
         _, state, _ = load_weights(path)
+        n = load_into(module, state, f"--init {Path(path).name}", partial=True)
     except CheckpointError as e:
-        raise UserError(str(e)) from None
-    own = module.state_dict()
-    common = {k: v for k, v in state.items() if k in own}
-    bad = sorted(k for k, v in common.items() if v.shape != own[k].shape)
-    if bad or not common:
-        why = f"wrong shape: {', '.join(bad[:3])}" if bad else "no tensor of this model"
-        raise UserError(f"--init {Path(path).name}: {why} (trained with another preset?)")
-    module.load_state_dict({k: v.to(own[k].dtype) for k, v in common.items()}, strict=False)
-    logging.getLogger(__name__).info("--init %s: %d of %d tensors", Path(path).name, len(common), len(own))
+        raise UserError(f"{str(e).splitlines()[0]} (trained with another preset?)") from None
+    logging.getLogger(__name__).info("--init %s: %d of %d tensors", Path(path).name, n, len(module.state_dict()))
 
 
 def _audio_task(cfg, tcfg, args):

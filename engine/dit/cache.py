@@ -28,23 +28,29 @@ class KVCache:
     slot_index: torch.Tensor | None = None  # [L] cache positions of the next block's slot (device)
     visible: torch.Tensor | None = None  # [S+L] bool: committed positions, then the current block (device)
     masked: bool = False  # context() = the whole buffer, with `visible` as the attention mask
+    _mask_filled: int = dataclasses.field(default=-1, repr=False)  # the fill level `visible` was written for
 
     def __post_init__(self) -> None:
         self._set_slot()
 
     def _set_slot(self) -> None:
-        """Write positions as a device tensor, so a captured CUDA graph writes the right slot each replay."""
+        """Write positions (and, when the fill level changed, the mask) as device tensors, so a captured CUDA
+        graph writes the right slot and sees the right keys each replay."""
         start = self.n_ref + (self.next_block % self.past_blocks) * self.block_tokens
         pos = torch.arange(start, start + self.block_tokens)
-        size = self.k[0].shape[2]
-        vis = torch.ones(size + self.block_tokens, dtype=torch.bool)
-        vis[self.n_ref + self.filled * self.block_tokens : size] = False
         if self.slot_index is None:
             self.slot_index = pos.to(self.k[0].device)
-            self.visible = vis.to(self.k[0].device)
         else:
             self.slot_index.copy_(pos, non_blocking=True)
-            self.visible.copy_(vis, non_blocking=True)
+        if self.visible is None or self._mask_filled != self.filled:  # steady state: no upload per block
+            size = self.k[0].shape[2]
+            vis = torch.ones(size + self.block_tokens, dtype=torch.bool)
+            vis[self.n_ref + self.filled * self.block_tokens : size] = False
+            if self.visible is None:
+                self.visible = vis.to(self.k[0].device)
+            else:
+                self.visible.copy_(vis, non_blocking=True)
+            self._mask_filled = self.filled
 
     @classmethod
     def allocate(cls, depth: int, batch: int, heads: int, head_dim: int, n_ref: int, block_tokens: int,
@@ -93,7 +99,7 @@ class KVCache:
     def clone(self) -> "KVCache":
         """An independent copy (own buffers and slot index), e.g. a scratch cache for graph warm-up."""
         return dataclasses.replace(self, k=[t.clone() for t in self.k], v=[t.clone() for t in self.v],
-                                   slot_index=None, visible=None)  # __post_init__ derives them
+                                   slot_index=None, visible=None, _mask_filled=-1)  # __post_init__ derives them
 
     def nbytes(self) -> int:
         return sum(t.numel() * t.element_size() for t in self.k + self.v)

@@ -134,11 +134,18 @@ def _join_parts(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
-def load_into(module: nn.Module, state: dict[str, torch.Tensor], name: str, prefix: str = "") -> None:
-    """Copy `state` (keys under `prefix`) into `module`, failing on any missing/unexpected/misshapen tensor."""
+def load_into(module: nn.Module, state: dict[str, torch.Tensor], name: str, prefix: str = "",
+              partial: bool = False) -> int:
+    """Copy `state` (keys under `prefix`) into `module`, failing on any missing/unexpected/misshapen tensor.
+    partial (warm starts): only the module's own tensors are taken, the others keep their values; at least
+    one must match. -> the number of tensors copied."""
     own = module.state_dict()
     sub = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
-    missing = sorted(set(own) - set(sub))
+    if partial:
+        sub = {k: v for k, v in sub.items() if k in own}
+        if not sub:
+            raise CheckpointError(f"{name}: no tensor of this model")
+    missing = [] if partial else sorted(set(own) - set(sub))
     unexpected = sorted(set(sub) - set(own))
     bad = sorted(k for k in set(own) & set(sub) if own[k].shape != sub[k].shape)
     if missing or unexpected or bad:
@@ -146,7 +153,8 @@ def load_into(module: nn.Module, state: dict[str, torch.Tensor], name: str, pref
                            for label, keys in (("missing", missing), ("unexpected", unexpected),
                                                ("wrong shape", bad)) if keys)
         raise CheckpointError(f"{name}: tensors do not match its config ({detail})")
-    module.load_state_dict({k: v.to(own[k].dtype) for k, v in sub.items()})
+    module.load_state_dict({k: v.to(own[k].dtype) for k, v in sub.items()}, strict=not partial)
+    return len(sub)
 
 
 def default_weights() -> Path | None:

@@ -108,3 +108,5 @@ def test_masked_cache_gives_the_same_blocks_as_the_visible_slice_at_every_fill_l
         caches[1].masked = False
         torch.testing.assert_close(caches[1].k[0], caches[0].k[0], atol=1e-12, rtol=1e-12)
     assert caches[1].visible.all()  # full: every position visible
+    caches[1].advance_to(0)  # a rewound stream (the warm-up) hides the ring again
+    assert caches[1].visible[: ref.shape[1]].all() and not caches[1].visible[ref.shape[1]:-caches[1].block_tokens].any()
