@@ -100,6 +100,9 @@ def markdown(report: dict) -> str:
                   f"{_f(m['real_silence_opening'])} |",
                   f"| frame-to-frame change (stability) | {_f(m['gen_stability'], '.4f')} | "
                   f"{_f(m['real_stability'], '.4f')} |"]
+        if m.get("gen_psnr_after_1s") is not None:
+            lines += [f"| PSNR to the real clip, first second / after it (dB) | "
+                      f"{_f(m.get('gen_psnr_first_s'), '.2f')} / {_f(m['gen_psnr_after_1s'], '.2f')} | |"]
     lg = report.get("long")
     if lg:
         lines += ["", f"Long render ({lg['seconds']:g} s), first vs last {lg['span_s']:g} s", "",

@@ -177,13 +177,30 @@ def render(engine, refs: list[np.ndarray], audio: np.ndarray, seed: int = 0) -> 
     return np.stack(frames)
 
 
+def likeness(gen: np.ndarray, real: np.ndarray) -> dict:
+    """PSNR (dB) of a render against the real clip it was driven from (same person, same first frame,
+    same audio), over frame 1 .. 1 s and over 1 s .. end -> {"psnr_first_s", "psnr_after_1s"}.
+    Head motion differs, so even a perfect model stays well below the VAE's PSNR; a drop after the first
+    second is the identity being lost (tools/diag/REPORT.md)."""
+    n = min(len(gen), len(real))
+
+    def db(a: np.ndarray, b: np.ndarray) -> float | None:
+        if not len(a):
+            return None
+        mse = float(np.mean((a.astype(np.float32) - b.astype(np.float32)) ** 2))
+        return 10 * math.log10(255.0 ** 2 / max(mse, 1e-10))
+
+    return {"psnr_first_s": db(gen[1:min(n, FPS)], real[1:min(n, FPS)]), "psnr_after_1s": db(gen[FPS:n], real[FPS:n])}
+
+
 def generation_clip(engine, frames: np.ndarray, audio: np.ndarray, cfg: EvalConfig, method: str) -> dict:
     """Render from the clip's first frame and its audio; score the render and the real clip alike."""
     n = min(len(frames), int(round(cfg.seconds * FPS)))
     audio = audio[: n * SAMPLE_RATE // FPS]
     gen = render(engine, [frames[0]], audio, cfg.seed)
     g, r = score_pair(gen, audio, method), score_pair(frames[:n], audio, method)
-    row = {"frames": n, **{f"gen_{k}": v for k, v in g.items()}, **{f"real_{k}": v for k, v in r.items()}}
+    row = {"frames": n, **{f"gen_{k}": v for k, v in g.items()}, **{f"real_{k}": v for k, v in r.items()},
+           **{f"gen_{k}": v for k, v in likeness(gen, frames[:n]).items()}}
     row["lipsync_ratio"] = g["lipsync"] / r["lipsync"] if r["lipsync"] > 0.05 else None
     return row
 

@@ -69,13 +69,14 @@ def test_full_model_gives_vae_and_generation_metrics(pack, weights, tmp_path, ca
     assert VAE_KEYS <= rep["vae"]["mean"].keys() and _finite(rep["vae"]["mean"], VAE_KEYS)
     assert len(rep["vae"]["clips"]) == 1 and rep["vae"]["clips"][0]["windows"] == 3  # 30 frames / 9
     gen = rep["generation"]["mean"]
-    assert _finite(gen, ["gen_lipsync", "real_lipsync", "gen_stability", "real_stability"])
+    assert _finite(gen, ["gen_lipsync", "real_lipsync", "gen_stability", "real_stability", "gen_psnr_first_s",
+                         "gen_psnr_after_1s"])
     assert rep["generation"]["clips"][0]["frames"] == 30
     stream = ["stream_full_psnr", "stream_short_psnr"]  # 1.2 s: the continuous stream past its first second
     assert _finite(rep["vae"]["mean"], stream)
     out = capsys.readouterr().out
     assert "| VAE references | PSNR (dB) | SSIM |" in out and "lip-sync score" in out
-    assert "VAE as one continuous stream" in out
+    assert "VAE as one continuous stream" in out and "PSNR to the real clip" in out
 
 
 def test_long_render_reports_first_and_last_span(pack, weights, tmp_path):
@@ -203,3 +204,17 @@ def test_max_clips_covers_identities_round_robin():
     clips = [C(id=i, identity=i[0]) for i in ["a0", "a1", "a2", "b0", "b1", "c0"]]
     assert [c.id for c in select_clips(clips, 4)] == ["a0", "b0", "c0", "a1"]
     assert [c.id for c in select_clips(clips, None)] == [c.id for c in clips]
+
+
+def test_likeness_drops_when_the_render_leaves_the_real_clip_after_one_second():
+    from engine.train.evaluate import likeness
+
+    rng = np.random.default_rng(0)
+    real = rng.integers(0, 256, (60, 16, 16, 3), dtype=np.uint8)
+    kept = np.clip(real.astype(int) + rng.integers(-4, 5, real.shape), 0, 255).astype(np.uint8)
+    lost = kept.copy()
+    lost[25:] = rng.integers(0, 256, (35, 16, 16, 3), dtype=np.uint8)  # another "face" from 1 s on
+    a, b = likeness(kept, real), likeness(lost, real)
+    assert a["psnr_first_s"] == pytest.approx(b["psnr_first_s"]) and a["psnr_first_s"] > 35
+    assert a["psnr_after_1s"] > 35 > 15 > b["psnr_after_1s"]
+    assert likeness(kept[:20], real)["psnr_after_1s"] is None  # under a second: no after-1s value
