@@ -37,6 +37,10 @@ def add_parser(sub) -> None:
     p.add_argument("--freeze-audio-convs", action="store_true",
                    help="generator: do not train the audio encoder's mel-rate conv stack (keeps the phonetic "
                         "features of an --init audio export; its latent-rate embedder still trains)")
+    p.add_argument("--video-only-share", type=float, metavar="P",
+                   help="generator: share of training examples drawn from the pack's clips without usable "
+                        "audio, with the null audio embedding (more identities for the reference pathway; "
+                        "default 0: those clips are left out)")
     p.add_argument("--babble", type=float, metavar="P",
                    help="audio: share of examples with 1-3 other voices mixed in 5-25 dB below (default 0; "
                         "0.4 made real pauses silent but soft speech too: docs/TRAINING.md)")
@@ -69,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
                                    ("warmup_steps", args.warmup_steps),
                                    ("clip_frames_start", args.clip_frames_start),
                                    ("clip_frames_end", args.clip_frames_end), ("phone_delay", args.phone_delay),
-                                   ("babble", args.babble))
+                                   ("babble", args.babble), ("video_only_share", args.video_only_share))
                  if v is not None}
     try:
         tcfg = TrainConfig(task=args.task, seed=args.seed, log_every=args.log_every,
@@ -154,7 +158,7 @@ def _generator_task(cfg, tcfg, args):
     except (CheckpointError, ValueError) as e:
         raise UserError(str(e).splitlines()[0]) from None
     cfg = dataclasses.replace(cfg, vae=vcfg.vae)
-    if not cached:
+    if not any(c["audio"] is not None for c in cached):
         raise UserError("no clips with usable audio")
     return cfg, GeneratorTask(cfg, tcfg, cached, scale, vae_state)
 
@@ -170,6 +174,8 @@ def _build_cache(args):
     pack = _pack(args)
     vcfg, vae = latent_cache.load_vae(args.vae)
     clips = pack.clips("train", audio=True)
+    if args.video_only_share:
+        clips += pack.clips("train", audio=False)
     _, _, dev = dist_setup(args.device)
     dtype = default_dtype(dev)
     vae = vae.to(dev, dtype).eval().requires_grad_(False)

@@ -31,6 +31,8 @@ class TrainConfig:
     audio_drop: float = 0.1  # null-embedding dropout for CFG
     ref_drop: float = 0.1
     freeze_audio_convs: bool = False  # keep a pretrained (phonetic) encoder's mel-rate conv stack fixed
+    video_only_share: float = 0.0  # share of examples drawn from clips without usable audio (null audio):
+    # more identities for the reference pathway; 0 keeps them out (and the batches of older runs)
     # audio (phonetic pretext, issue 4)
     phone_delay: int = 2  # mel frames (10 ms) the label lags the audio: see engine/train/phonetic/task.py
     crop_seconds: float = 4.0  # audio per example
@@ -42,8 +44,8 @@ class TrainConfig:
         for f in (self.clip_frames_start, self.clip_frames_end):
             if f < 1 or (f - 1) % 4:
                 raise ValueError("clip frame counts must be 4k+1")
-        if not 0.0 <= self.babble <= 1.0:
-            raise ValueError("babble is a share in [0, 1]")
+        if not 0.0 <= self.babble <= 1.0 or not 0.0 <= self.video_only_share < 1.0:
+            raise ValueError("babble is a share in [0, 1] and video_only_share in [0, 1)")
         if self.phone_delay < 0 or self.crop_seconds < 0.5:
             raise ValueError("phone_delay >= 0 and crop_seconds >= 0.5")
         if self.batch < 1 or self.lr <= 0:

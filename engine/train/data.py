@@ -18,13 +18,13 @@ log = logging.getLogger(__name__)
 class ClipData:
     clip: Clip
     frames: np.ndarray  # [F,H,W,3] uint8
-    audio: np.ndarray | None  # [F*640] float32 (None for video-only clips)
+    audio: np.ndarray | None  # [F*640] float32 (None for clips without usable audio)
 
 
 def load_clips(pack: Pack, clips: list[Clip], size: int, with_audio: bool, workers: int = 8) -> list[ClipData]:
     """Decode clips (threads: PyAV releases the GIL) at `size`²."""
     def one(c: Clip) -> ClipData:
-        audio = pack.load_audio(c) if with_audio and c.has_audio else None
+        audio = pack.load_audio(c) if with_audio and c.audio_usable else None  # unsynced audio: none
         return ClipData(c, pack.load_frames(c, size), audio)
 
     with ThreadPoolExecutor(max_workers=workers) as pool:

@@ -35,7 +35,8 @@ def cache_latents(vae: CausalVAE, clips: list[ClipData], device: torch.device, d
         pick = torch.linspace(0, len(c.frames) - 1, REF_POOL).round().long().tolist()
         refs = to_tensor(c.frames[pick]).permute(1, 0, 2, 3)[None].to(device, dtype)  # [1,K,3,H,W]
         ref_lat = vae.encode_refs(refs)[1][0].float().cpu()  # [K,C,h,w]
-        out.append({"latents": mean, "refs": ref_lat, "audio": torch.from_numpy(c.audio)})
+        audio = None if c.audio is None else torch.from_numpy(c.audio)  # None: a video-only clip
+        out.append({"latents": mean, "refs": ref_lat, "audio": audio})
     return out
 
 
@@ -77,7 +78,12 @@ class GeneratorTask:
         self.n_lat = tcfg.blocks * cfg.dit.block_frames
         longest = max(c["latents"].shape[1] for c in cached)
         self.n_lat = min(self.n_lat, longest - longest % cfg.dit.block_frames)
-        self.clips = [c for c in cached if c["latents"].shape[1] >= self.n_lat]
+        usable = [c for c in cached if c["latents"].shape[1] >= self.n_lat]
+        self.clips = [c for c in usable if c["audio"] is not None]  # [latents, refs, audio]
+        # Clips without audio train with the null audio embedding (the CFG branch), only if asked for.
+        self.silent = [c for c in usable if c["audio"] is None] if tcfg.video_only_share > 0 else []
+        if not self.clips:
+            raise ValueError("no clips with usable audio")
         self.module = seeded(GeneratorStep, cfg, seed=tcfg.seed)
         if tcfg.freeze_audio_convs:  # what a phonetic pretext trained (AudioEncoder.mel_features)
             for part in (self.module.audio.inp, self.module.audio.layers):
@@ -87,13 +93,16 @@ class GeneratorTask:
         tc, bf = self.tcfg, self.cfg.dit.block_frames
         nb, b = self.n_lat // bf, tc.batch
         r = 1 + randint(g, tc.max_refs)
-        x0, audio, refs, j0s = [], [], [], []
+        x0, audio, refs, j0s, silent = [], [], [], [], []
         for _ in range(b):
-            c = self.clips[randint(g, len(self.clips))]
+            mute = bool(self.silent) and float(torch.rand(1, generator=g)) < tc.video_only_share
+            pool = self.silent if mute else self.clips
+            c = pool[randint(g, len(pool))]
+            silent.append(mute)
             t_lat = c["latents"].shape[1]
             j0 = 0 if randint(g, 4) == 0 else bf * randint(g, (t_lat - self.n_lat) // bf + 1)
             x0.append(c["latents"][:, j0 : j0 + self.n_lat])
-            audio.append(c["audio"])
+            audio.append(torch.zeros(1) if mute else c["audio"])  # the encoder pads with zeros
             refs.append(c["refs"][torch.randint(c["refs"].shape[0], (r,), generator=g)])
             j0s.append(j0)
         shift = self.cfg.sampler.shift
@@ -106,7 +115,7 @@ class GeneratorTask:
             "audio": [a.to(device) for a in audio], "j0": j0s,
             "first": torch.tensor([j == 0 for j in j0s], device=device),
             "refs": torch.stack(refs).to(device),
-            "drop_audio": (torch.rand(b, generator=g) < tc.audio_drop).to(device),
+            "drop_audio": ((torch.rand(b, generator=g) < tc.audio_drop) | torch.tensor(silent)).to(device),
             "drop_refs": (torch.rand(b, generator=g) < tc.ref_drop).to(device),
         }
 

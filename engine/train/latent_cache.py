@@ -22,7 +22,8 @@ log = logging.getLogger(__name__)
 
 def build(vae: CausalVAE, clips: list[ClipData], device: torch.device, dtype: torch.dtype,
           short_context: bool = True) -> list[dict]:
-    """Encode clips and set vae.latent_scale -> [{"id", "latents" [C,T,h,w], "refs" [K,C,h,w], "audio"}]."""
+    """Encode clips and set vae.latent_scale -> [{"id", "latents" [C,T,h,w], "refs" [K,C,h,w], "audio"}]
+    (audio None for a clip without usable audio)."""
     cached = cache_latents(vae, clips, device, dtype, short_context)
     scale_latents(cached, vae)
     for c, d in zip(cached, clips):
@@ -32,27 +33,33 @@ def build(vae: CausalVAE, clips: list[ClipData], device: torch.device, dtype: to
 
 def save(path: Path, cached: list[dict], cfg: EngineConfig, latent_scale: float,
          shard_bytes: int | None = None, with_audio: bool = True, encoder_context: str = "short") -> list[Path]:
-    """Without audio the file is ~half the size (audio can be added back from the pack with `add_audio`).
-    `encoder_context` ("short" or "full", see `cache_latents`) is recorded in the metadata."""
+    """Without audio the file is ~half the size (`load` reads it back from the pack).
+    `encoder_context` ("short" or "full", see `cache_latents`) and the clips without usable audio
+    ("video_only") are recorded in the metadata."""
     tensors: dict[str, torch.Tensor] = {}
     for c in cached:
         tensors[f"{c['id']}.latents"] = c["latents"].to(torch.bfloat16)
         tensors[f"{c['id']}.refs"] = c["refs"].to(torch.bfloat16)
-        if with_audio:
+        if with_audio and c["audio"] is not None:
             tensors[f"{c['id']}.audio"] = (c["audio"].float().clamp(-1, 1) * 32767).round().to(torch.int16)
     extra = {"clips": json.dumps([c["id"] for c in cached]), "latent_scale": repr(latent_scale),
-             "encoder_context": encoder_context}
+             "encoder_context": encoder_context,
+             "video_only": json.dumps([c["id"] for c in cached if c["audio"] is None])}
     return save_weights(path, tensors, cfg, kind="latent_cache", shard_bytes=shard_bytes, extra=extra)
 
 
 def load(path: Path, pack=None) -> tuple[EngineConfig, list[dict], float]:
-    """-> (config, clips, latent scale). Audio missing from the file is read from `pack`."""
+    """-> (config, clips, latent scale). Audio missing from the file is read from `pack`; clips recorded
+    as video-only get audio None."""
     cfg, state, meta = load_weights(path)
     if meta.get("avacast_kind") != "latent_cache":
         raise ValueError(f"{Path(path).name}: not a latent cache")
+    silent = set(json.loads(meta.get("video_only", "[]")))
     out = []
     for cid in json.loads(meta["clips"]):
-        if f"{cid}.audio" in state:
+        if cid in silent:
+            audio = None
+        elif f"{cid}.audio" in state:
             audio = state[f"{cid}.audio"].float() / 32767
         elif pack is not None:
             audio = torch.from_numpy(pack.load_audio(cid))

@@ -8,6 +8,7 @@ import torch
 from engine.cli import main
 from engine.io import media as M
 from engine.io.checkpoint import load_weights
+from engine.train.pack import Pack
 from engine.train.prepare import PrepareConfig, prepare
 from tests.engine.train import synth
 from tests.engine.train.fit import fit_fixed_batch
@@ -160,3 +161,66 @@ def test_torchrun_two_processes_gloo(pack, tmp_path):
     assert len(rows) == 4  # header + 3 steps, written once (rank 0 only)
     # the rank-0 checkpoint resumes in a single process
     assert train(pack, run, "vae", 4, "--resume") == 0
+
+
+@pytest.fixture(scope="module")
+def mixed_pack(tmp_path_factory):
+    """Two talking clips and one clip without audio (like ../shared/data/visual_only)."""
+    src = tmp_path_factory.mktemp("mixed")
+    for i, name in enumerate(["amy", "bob", "mute"]):
+        a = synth.speech(2.5, seed=i)
+        M.write_video(src / f"{name}.mp4", synth.talking_frames(a, 25, canvas=(240, 200), motion=3), fps=25,
+                      audio=None if name == "mute" else a)
+    out = tmp_path_factory.mktemp("mixedpack")
+    prepare([src], out, PrepareConfig(size=32, max_clip_s=2.5, min_clip_s=1.0, val_percent=0), progress=False)
+    return out
+
+
+def _drawn_from(x0: torch.Tensor, latents: torch.Tensor) -> bool:
+    """Is the training window x0 [C,T,h,w] a slice of a clip's latents [C,T',h,w]?"""
+    t = x0.shape[1]
+    return any(torch.equal(x0, latents[:, j:j + t]) for j in range(latents.shape[1] - t + 1))
+
+
+def test_video_only_clips_train_with_the_null_audio(mixed_pack, tmp_path):
+    """--video-only-share P: clips without usable audio join the latent cache (recorded as such) and are
+    drawn for a share of the examples, always with the null audio; P = 0 leaves the batches as before."""
+    import dataclasses
+
+    from engine.config import EngineConfig
+    from engine.train import latent_cache
+    from engine.train.config import TrainConfig
+    from engine.train.data import step_generator
+    from engine.train.gen_task import GeneratorTask
+
+    assert train(mixed_pack, tmp_path / "vae", "vae", 1) == 0
+    cache = tmp_path / "latents.safetensors"
+    assert train(mixed_pack, tmp_path / "g0", "generator", 0, "--vae", str(tmp_path / "vae/vae.safetensors"),
+                 "--save-latents", str(cache), "--latents-without-audio", "--video-only-share", "0.5") == 0
+    vcfg, cached, scale = latent_cache.load(cache, Pack(mixed_pack))  # the mute clip needs no audio file
+    mute = [c for c in cached if c["audio"] is None]
+    assert len(cached) == 3 and len(mute) == 1 and "mute" in mute[0]["id"]
+    cfg = dataclasses.replace(EngineConfig.tiny(), vae=vcfg.vae)
+    tcfg = TrainConfig(task="generator", batch=8, blocks=2, audio_drop=0.0)
+    cpu = torch.device("cpu")
+
+    mixed = GeneratorTask(cfg, dataclasses.replace(tcfg, video_only_share=0.5), cached, scale)
+    silent = talking = 0
+    for step in range(4):
+        b = mixed.batch(step_generator(0, step), step, cpu)
+        for x0, dropped in zip(b["x0"], b["drop_audio"]):
+            is_mute = _drawn_from(x0, mute[0]["latents"])
+            assert bool(dropped) == is_mute  # audio_drop is 0: only the mute clip's examples are null-audio
+            silent, talking = silent + is_mute, talking + (not is_mute)
+    assert silent > 4 and talking > 4  # ~half of 32
+
+    off = GeneratorTask(cfg, tcfg, cached, scale)  # share 0: the mute clip is left out ...
+    without = GeneratorTask(cfg, tcfg, [c for c in cached if c["audio"] is not None], scale)
+    a, b = off.batch(step_generator(0, 3), 3, cpu), without.batch(step_generator(0, 3), 3, cpu)
+    assert torch.equal(a["x0"], b["x0"]) and torch.equal(a["noise"], b["noise"])  # ... and the RNG stream is as before
+
+    assert main(["train", "generator", "--preset", "tiny", "--latents", str(cache), "--pack", str(mixed_pack),
+                 "--out", str(tmp_path / "g"), "--device", "cpu", "--max-steps", "2", "--batch", "4",
+                 "--video-only-share", "0.5"]) == 0
+    assert main(["train", "generator", "--preset", "tiny", "--latents", str(cache), "--out", str(tmp_path / "x"),
+                 "--device", "cpu", "--max-steps", "1", "--video-only-share", "1.5"]) == 2
