@@ -160,6 +160,9 @@ def _generator_task(cfg, tcfg, args):
     cfg = dataclasses.replace(cfg, vae=vcfg.vae)
     if not any(c["audio"] is not None for c in cached):
         raise UserError("no clips with usable audio")
+    if tcfg.video_only_share > 0 and all(c["audio"] is not None for c in cached):
+        raise UserError("--video-only-share: no clips without usable audio here (a latent cache keeps them only "
+                        "when it was built with --video-only-share)")
     return cfg, GeneratorTask(cfg, tcfg, cached, scale, vae_state)
 
 

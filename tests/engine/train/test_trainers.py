@@ -182,7 +182,7 @@ def _drawn_from(x0: torch.Tensor, latents: torch.Tensor) -> bool:
     return any(torch.equal(x0, latents[:, j:j + t]) for j in range(latents.shape[1] - t + 1))
 
 
-def test_video_only_clips_train_with_the_null_audio(mixed_pack, tmp_path):
+def test_video_only_clips_train_with_the_null_audio(mixed_pack, tmp_path, capsys):
     """--video-only-share P: clips without usable audio join the latent cache (recorded as such) and are
     drawn for a share of the examples, always with the null audio; P = 0 leaves the batches as before."""
     import dataclasses
@@ -224,3 +224,9 @@ def test_video_only_clips_train_with_the_null_audio(mixed_pack, tmp_path):
                  "--video-only-share", "0.5"]) == 0
     assert main(["train", "generator", "--preset", "tiny", "--latents", str(cache), "--out", str(tmp_path / "x"),
                  "--device", "cpu", "--max-steps", "1", "--video-only-share", "1.5"]) == 2
+    talking_only = tmp_path / "talking.safetensors"  # built without the flag: the mute clip is not in it
+    assert train(mixed_pack, tmp_path / "g1", "generator", 0, "--vae", str(tmp_path / "vae/vae.safetensors"),
+                 "--save-latents", str(talking_only)) == 0
+    assert main(["train", "generator", "--preset", "tiny", "--latents", str(talking_only), "--out",
+                 str(tmp_path / "y"), "--device", "cpu", "--max-steps", "1", "--video-only-share", "0.3"]) == 2
+    assert "no clips without usable audio" in capsys.readouterr().err
