@@ -7,7 +7,7 @@ import importlib
 import logging
 import sys
 
-COMMANDS = ["render", "stream", "bench", "prepare", "train", "release", "bundle", "eval", "phonetic"]
+COMMANDS = ["render", "stream", "bench", "prepare", "train", "release", "bundle", "eval", "compare", "phonetic"]
 
 
 class UserError(Exception):

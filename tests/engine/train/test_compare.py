@@ -1,0 +1,48 @@
+"""`avacast compare`: two eval reports paired clip by clip (issue 4: decide by the eval numbers)."""
+import json
+import math
+
+import pytest
+
+from engine.cli import main
+from engine.train.compare import compare, sign_test_p
+
+
+def _report(lipsync: list[float], silence: list[float], ids=None) -> dict:
+    ids = ids or [f"c{i}" for i in range(len(lipsync))]
+    return {"vae": {"clips": [{"id": i, "psnr_1": 20.0} for i in ids]},
+            "generation": {"clips": [{"id": i, "gen_lipsync": ls, "gen_silence_opening": s}
+                                     for i, ls, s in zip(ids, lipsync, silence)]}}
+
+
+def test_sign_test_matches_the_binomial_distribution():
+    assert sign_test_p(12, 0) == pytest.approx(2 / 4096)
+    assert sign_test_p(6, 6) == 1.0 and sign_test_p(0, 0) == 1.0
+    assert sign_test_p(8, 3) == pytest.approx(2 * sum(math.comb(11, i) for i in range(4)) / 2048)
+
+
+def test_pairs_clips_by_id_and_counts_better_in_each_metrics_direction():
+    old = _report([0.1, 0.2, 0.3, 0.4], [1.0, 1.0, 1.0, 1.0])
+    new = _report([0.1, 0.2, 0.3, 0.4], [0.5, 0.6, 1.2, 0.7])  # same lip sync per clip; silence lower on 3
+    new["generation"]["clips"] = new["generation"]["clips"][::-1]  # row order must not matter
+    rows = {r["metric"]: r for r in compare(new, old)}
+    ls = rows["lip-sync score"]
+    assert ls["diff"] == pytest.approx(0) and (ls["better"], ls["worse"]) == (0, 0) and ls["t"] is None
+    sil = rows["mouth opening in silence / speech"]  # lower is better
+    assert (sil["better"], sil["worse"]) == (3, 1) and sil["diff"] == pytest.approx(-0.25)
+    assert rows["VAE PSNR, 1 reference (dB)"]["clips"] == 4
+
+
+def test_reports_of_other_clips_cannot_be_compared(tmp_path, capsys):
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(json.dumps(_report([0.1], [1.0], ids=["x"])))
+    b.write_text(json.dumps(_report([0.1], [1.0], ids=["y"])))
+    assert main(["compare", str(a), str(b)]) == 2
+    assert "share no clip" in capsys.readouterr().err
+    b.write_text("{not json")
+    assert main(["compare", str(a), str(b)]) == 2
+    assert "not a JSON eval report" in capsys.readouterr().err
+    b.write_text(json.dumps(_report([0.0, 0.1], [1.0, 1.0], ids=["x", "z"])))
+    assert main(["compare", str(a), str(b)]) == 0
+    out = capsys.readouterr().out
+    assert "| lip-sync score | 1 | 0.1 | 0 | +0.1 | 1 / 0 |" in out
