@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# One training round through the `device` tool's chained calls (docs/TRAINING.md, session 4): each call
+# carries under 64 MiB and brings back under 64 MiB, so data, wheels and inits travel in separate calls
+# and wait in /root/keep while the machine stays warm (30 s between calls, 30 minutes per machine).
+# Run each step from the repository root on the device, in this order (one `run` call each):
+#   stage DIR...          copy carried folders (packs, inits, renders) to /root/keep; install carried
+#                         wheels (.whl/*.whl: PyAV; opencv-python-headless for eval) into /root/keep/site
+#   vae MIN INIT [args]   train the VAE on /root/keep/pack from INIT -> /root/keep/vrun
+#   gen MIN VAE INIT [args]  latents of /root/keep/pack (5-frame context) + generator from INIT -> /root/keep/grun
+#   model NAME VAE GEN    release VAE + GEN as /root/keep/NAME/avacast-base (6 shards)
+#   eval NAME             avacast eval on /root/keep/valpack (12 clips x 8 s) -> $OUT/NAME.json
+#   render NAME AUDIO IMG...  60 s renders -> /root/keep/NAME_<image>.mp4
+#   fetch FILE...         copy files into $OUT (mind the 8-file / 64 MiB return limit)
+# A generator export from `gen` holds the VAE too: `python tools/strip_vae.py IN OUT` makes it 46 MiB.
+set -euo pipefail
+K=${AVACAST_KEEP:-/root/keep}  # survives between calls while the machine is warm
+export PYTHONPATH=$K/site:$PWD
+step=${1:?step}; shift
+case $step in
+  stage)
+    mkdir -p $K/site
+    for d in "$@"; do cp -r "$d" $K/; done
+    if compgen -G ".whl/*.whl" >/dev/null; then python3 -m pip install -q --no-index --no-deps --target $K/site .whl/*.whl; fi
+    ls $K ;;
+  vae)
+    python3 -m engine.cli train vae --preset base --pack $K/pack --out $K/vrun --init "$2" --time-budget-min "$1" \
+      --log-every 100 --shard-mb 15 "${@:3}" 2>&1 | grep -v Warning | tail -12 ;;
+  gen)
+    python3 -m engine.cli train generator --preset base --pack $K/pack --vae "$2" --init "$3" --out $K/grun \
+      --save-latents $K/latents/cache.safetensors --time-budget-min "$1" --log-every 200 --shard-mb 15 "${@:4}" \
+      2>&1 | grep -v Warning | tail -12 ;;
+  model)
+    python3 -m engine.cli release --vae "$2" --generator "$3" --out $K/$1/avacast-base.safetensors --shard-mb 15 | tail -1 ;;
+  eval)
+    python3 -m engine.cli eval --weights $K/$1/avacast-base-00001-of-00006.safetensors --pack $K/valpack --split val \
+      --device cuda --max-clips 12 --seconds 8 --out "$OUT/$1.json" > "$OUT/$1.log" 2>&1
+    tail -14 "$OUT/$1.log" ;;
+  render)
+    name=$1 audio=$2; shift 2
+    for img in "$@"; do
+      b=$(basename "$img"); b=${b%%.*}
+      python3 -m engine.cli render --ref "$img" --audio "$audio" --weights $K/$name/avacast-base-00001-of-00006.safetensors \
+        --device cuda --out $K/${name}_$b.mp4 2>&1 | tail -1
+    done ;;
+  fetch)
+    for f in "$@"; do cp "$f" "$OUT"/; done; ls -la "$OUT" ;;
+  *) echo "unknown step $step" >&2; exit 2 ;;
+esac
