@@ -27,6 +27,10 @@ def sign_test_p(better: int, worse: int) -> float:
     return min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n)
 
 
+def _num(x) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x)  # None / NaN: no value for that clip
+
+
 def _rows(report: dict, part: str) -> dict[str, dict]:
     return {r["id"]: r for r in ((report.get(part) or {}).get("clips") or [])}
 
@@ -37,8 +41,7 @@ def compare(new: dict, old: dict) -> list[dict]:
     out = []
     for part, key, label, sign in METRICS:
         a, b = _rows(new, part), _rows(old, part)
-        pairs = [(a[i][key], b[i][key]) for i in a.keys() & b.keys()
-                 if isinstance(a[i].get(key), (int, float)) and isinstance(b[i].get(key), (int, float))]
+        pairs = [(a[i][key], b[i][key]) for i in a.keys() & b.keys() if _num(a[i].get(key)) and _num(b[i].get(key))]
         if not pairs:
             continue
         d = [x - y for x, y in pairs]

@@ -24,13 +24,15 @@ def test_sign_test_matches_the_binomial_distribution():
 def test_pairs_clips_by_id_and_counts_better_in_each_metrics_direction():
     old = _report([0.1, 0.2, 0.3, 0.4], [1.0, 1.0, 1.0, 1.0])
     new = _report([0.1, 0.2, 0.3, 0.4], [0.5, 0.6, 1.2, 0.7])  # same lip sync per clip; silence lower on 3
+    old["generation"]["clips"].append({"id": "c4", "gen_lipsync": float("nan"), "gen_silence_opening": None})
+    new["generation"]["clips"].append({"id": "c4", "gen_lipsync": 0.9, "gen_silence_opening": 0.1})  # no pair
     new["generation"]["clips"] = new["generation"]["clips"][::-1]  # row order must not matter
     rows = {r["metric"]: r for r in compare(new, old)}
     ls = rows["lip-sync score"]
     assert ls["diff"] == pytest.approx(0) and (ls["better"], ls["worse"]) == (0, 0) and ls["t"] is None
     sil = rows["mouth opening in silence / speech"]  # lower is better
     assert (sil["better"], sil["worse"]) == (3, 1) and sil["diff"] == pytest.approx(-0.25)
-    assert rows["VAE PSNR, 1 reference (dB)"]["clips"] == 4
+    assert rows["VAE PSNR, 1 reference (dB)"]["clips"] == 4 and ls["clips"] == 4 and sil["clips"] == 4
 
 
 def test_reports_of_other_clips_cannot_be_compared(tmp_path, capsys):
