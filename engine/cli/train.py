@@ -40,7 +40,8 @@ def add_parser(sub) -> None:
     p.add_argument("--video-only-share", type=float, metavar="P",
                    help="generator: share of training examples drawn from the pack's clips without usable "
                         "audio, with the null audio embedding (more identities for the reference pathway; "
-                        "default 0: those clips are left out)")
+                        "default 0: those clips are left out). Measured: 0.3 held the identity better but cut "
+                        "lip sync (docs/TRAINING.md)")
     p.add_argument("--babble", type=float, metavar="P",
                    help="audio: share of examples with 1-3 other voices mixed in 5-25 dB below (default 0; "
                         "0.4 made real pauses silent but soft speech too: docs/TRAINING.md)")
