@@ -2,9 +2,9 @@
 device call and to serve as the next --init: PYTHONPATH=. python tools/strip_vae.py IN OUT"""
 import sys
 
-from engine.io.checkpoint import load_weights, save_weights
+from engine.io.checkpoint import generator_tensors, load_weights, save_weights
 
 cfg, state, meta = load_weights(sys.argv[1])
-state = {k: v for k, v in state.items() if not k.startswith("vae.") or k == "vae.latent_scale"}
+state = generator_tensors(state)
 extra = {k: v for k, v in meta.items() if k not in ("avacast_config", "avacast_kind")}
 print(save_weights(sys.argv[2], state, cfg, kind=meta["avacast_kind"], shard_bytes=15 * 2**20, extra=extra))

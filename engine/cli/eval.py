@@ -32,6 +32,8 @@ def add_parser(sub) -> None:
                    "first frame)")
     p.add_argument("--history-noise", type=float, metavar="T",
                    help="generation: noise level of the committed history (default: the model's)")
+    p.add_argument("--generation-only", action="store_true",
+                   help="skip the VAE windows (most of the time of a CPU eval); model or generator files only")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
     p.add_argument("--out", required=True, help="report .json")
@@ -48,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"{out}: the report must be a .json file")
     try:
         cfg = EvalConfig(split=args.split, max_clips=args.max_clips, seconds=args.seconds, window=args.window,
-                         seed=args.seed, long_seconds=args.long_seconds, history_noise=args.history_noise)
+                         seed=args.seed, long_seconds=args.long_seconds, history_noise=args.history_noise,
+                         vae=not args.generation_only)
         pack = Pack(args.pack)
         long_audio = read_audio(args.long_audio) if args.long_audio else None
         portrait = read_image(args.portrait) if args.portrait else None
@@ -73,21 +76,25 @@ def _f(x, fmt: str = ".3f") -> str:
     return "n/a" if x is None or x != x else format(x, fmt)
 
 
-def markdown(report: dict) -> str:
-    """The report as markdown tables (VAE, generation, long render) plus its notes."""
-    v = report["vae"]["mean"]
-    counts = report["config"]["ref_counts"]
-    n = len(report["vae"]["clips"])
-    lines = [f"Eval of `{Path(report['weights']).name}` ({report['kind']}) on {report['split']} split of "
-             f"`{Path(report['pack']).name}`, {report['resolution']}², {n} clips, "
-             f"{sum(r['windows'] for r in report['vae']['clips'])} windows of "
-             f"{'/'.join(str(w) for w in sorted({r['window_frames'] for r in report['vae']['clips']}))} frames",
+def _vae_lines(vae: dict, counts: list[int]) -> list[str]:
+    v, clips = vae["mean"], vae["clips"]
+    lines = [f"VAE: {len(clips)} clips, {sum(r['windows'] for r in clips)} windows of "
+             f"{'/'.join(str(w) for w in sorted({r['window_frames'] for r in clips}))} frames",
              "", "| VAE references | PSNR (dB) | SSIM |", "|---|---|---|"]
     lines += [f"| {k} | {_f(v.get(f'psnr_{k}'), '.2f')} | {_f(v.get(f'ssim_{k}'))} |" for k in counts]
     if v.get("stream_full_psnr") is not None:
         lines += ["", "VAE as one continuous stream (frame 0 as reference; PSNR after the first second): "
                   f"whole-clip encode {_f(v['stream_full_psnr'], '.2f')} dB, 5-frame-context encode "
                   f"(the generator's training latents) {_f(v['stream_short_psnr'], '.2f')} dB"]
+    return lines
+
+
+def markdown(report: dict) -> str:
+    """The report as markdown tables (VAE, generation, long render) plus its notes."""
+    lines = [f"Eval of `{Path(report['weights']).name}` ({report['kind']}) on {report['split']} split of "
+             f"`{Path(report['pack']).name}`, {report['resolution']}²"]
+    if report["vae"]:
+        lines += _vae_lines(report["vae"], report["config"]["ref_counts"])
     g = report.get("generation")
     if g:
         m = g["mean"]

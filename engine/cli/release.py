@@ -20,7 +20,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from engine.api import load_engine
-    from engine.io.checkpoint import CheckpointError, load_weights, save_weights
+    from engine.io.checkpoint import CheckpointError, generator_tensors, load_weights, save_weights
 
     try:
         vcfg, vstate, _ = load_weights(args.vae)
@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
         if vcfg.vae != gcfg.vae:
             raise UserError("the generator was trained on latents of a different VAE architecture")
         state = {k: v for k, v in vstate.items() if k.startswith("vae.")}
-        state.update({k: v for k, v in gstate.items() if not k.startswith("vae.") or k == "vae.latent_scale"})
+        state.update(generator_tensors(gstate))
         out = Path(args.out)
         files = save_weights(out, state, gcfg, kind="model", shard_bytes=int(args.shard_mb * 2**20),
                              dtype=torch.bfloat16, extra={"generator_step": gmeta.get("step", "?")})

@@ -170,3 +170,9 @@ def default_weights() -> Path | None:
         except CheckpointError:
             continue
     return None
+
+
+def generator_tensors(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A generator export's own tensors: audio encoder + DiT + vae.latent_scale (the scale of the latents it
+    was trained on), without the VAE weights it may carry (`avacast release` joins it to a VAE)."""
+    return {k: v for k, v in state.items() if not k.startswith("vae.") or k == "vae.latent_scale"}

@@ -39,6 +39,7 @@ class EvalConfig:
     seed: int = 0
     long_seconds: float = 60.0
     history_noise: float | None = None  # override the model's SamplerConfig.history_noise for generation
+    vae: bool = True  # False: generation metrics only (the VAE windows cost most of a CPU eval)
 
     def __post_init__(self) -> None:
         if self.window < 1 or (self.window - 1) % 4:
@@ -184,11 +185,8 @@ def likeness(gen: np.ndarray, real: np.ndarray) -> dict:
     second is the identity being lost (tools/diag/REPORT.md)."""
     n = min(len(gen), len(real))
 
-    def db(a: np.ndarray, b: np.ndarray) -> float | None:
-        if not len(a):
-            return None
-        mse = float(np.mean((a.astype(np.float32) - b.astype(np.float32)) ** 2))
-        return 10 * math.log10(255.0 ** 2 / max(mse, 1e-10))
+    def db(a: np.ndarray, b: np.ndarray) -> float | None:  # uint8 frames -> [-1,1] as losses.psnr expects
+        return float(psnr(torch.from_numpy(a) / 127.5 - 1, torch.from_numpy(b) / 127.5 - 1)) if len(a) else None
 
     return {"psnr_first_s": db(gen[1:min(n, FPS)], real[1:min(n, FPS)]), "psnr_after_1s": db(gen[FPS:n], real[FPS:n])}
 
@@ -274,11 +272,13 @@ def evaluate(weights: str | Path, pack, cfg: EvalConfig, device: str = "auto", l
     clips = select_clips(pack.clips(cfg.split), cfg.max_clips)
     if not clips:
         raise ValueError(f"{pack.root}: no clips in split {cfg.split!r}")
+    if engine is None and not cfg.vae:
+        raise ValueError(f"{Path(weights).name}: a VAE export has no generation to evaluate")
     rows = []
-    for i, c in enumerate(clips):
+    for i, c in enumerate(clips if cfg.vae else []):
         say(f"VAE {i + 1}/{len(clips)}: {c.id}")
         rows.append({"id": c.id, **vae_clip(vae, pack.load_frames(c, size), cfg)})
-    report["vae"] = {"clips": rows, "mean": _means(rows)}
+    report["vae"] = {"clips": rows, "mean": _means(rows)} if cfg.vae else None
     report["generation"] = report["long"] = None
     if engine is None:
         report["notes"].append(f"{kind} file (VAE only): generation metrics skipped")

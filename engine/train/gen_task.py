@@ -79,7 +79,7 @@ class GeneratorTask:
         longest = max(c["latents"].shape[1] for c in cached)
         self.n_lat = min(self.n_lat, longest - longest % cfg.dit.block_frames)
         usable = [c for c in cached if c["latents"].shape[1] >= self.n_lat]
-        self.clips = [c for c in usable if c["audio"] is not None]  # [latents, refs, audio]
+        self.clips = [c for c in usable if c["audio"] is not None]  # talking clips: {"latents", "refs", "audio"}
         # Clips without audio train with the null audio embedding (the CFG branch), only if asked for.
         self.silent = [c for c in usable if c["audio"] is None] if tcfg.video_only_share > 0 else []
         if not self.clips:

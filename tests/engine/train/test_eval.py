@@ -218,3 +218,14 @@ def test_likeness_drops_when_the_render_leaves_the_real_clip_after_one_second():
     assert a["psnr_first_s"] == pytest.approx(b["psnr_first_s"]) and a["psnr_first_s"] > 35
     assert a["psnr_after_1s"] > 35 > 15 > b["psnr_after_1s"]
     assert likeness(kept[:20], real)["psnr_after_1s"] is None  # under a second: no after-1s value
+
+
+def test_generation_only_skips_the_vae_windows(pack, weights, tmp_path, capsys):
+    assert _eval(pack, weights / "model.safetensors", tmp_path / "r.json", "--max-clips", "1", "--seconds", "1.2",
+                 "--generation-only") == 0
+    rep = json.loads((tmp_path / "r.json").read_text())
+    assert rep["vae"] is None and _finite(rep["generation"]["mean"], ["gen_lipsync", "gen_psnr_after_1s"])
+    out = capsys.readouterr().out
+    assert "lip-sync score" in out and "VAE references" not in out
+    assert _eval(pack, weights / "vae.safetensors", tmp_path / "v.json", "--generation-only") == 2
+    assert "no generation to evaluate" in capsys.readouterr().err
