@@ -32,6 +32,8 @@ def add_parser(sub) -> None:
                    "first frame)")
     p.add_argument("--history-noise", type=float, metavar="T",
                    help="generation: noise level of the committed history (default: the model's)")
+    p.add_argument("--cfg", type=float, metavar="S", help="generation: audio guidance scale (default: the model's)")
+    p.add_argument("--steps", type=int, metavar="N", help="generation: sampler steps per block (default: the model's)")
     p.add_argument("--generation-only", action="store_true",
                    help="skip the VAE windows (most of the time of a CPU eval); model or generator files only")
     p.add_argument("--seed", type=int, default=0)
@@ -51,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         cfg = EvalConfig(split=args.split, max_clips=args.max_clips, seconds=args.seconds, window=args.window,
                          seed=args.seed, long_seconds=args.long_seconds, history_noise=args.history_noise,
+                         guidance=args.cfg, steps=args.steps,
                          vae=not args.generation_only)
         pack = Pack(args.pack)
         long_audio = read_audio(args.long_audio) if args.long_audio else None

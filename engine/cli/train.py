@@ -39,9 +39,12 @@ def add_parser(sub) -> None:
                         "features of an --init audio export; its latent-rate embedder still trains)")
     p.add_argument("--video-only-share", type=float, metavar="P",
                    help="generator: share of training examples drawn from the pack's clips without usable "
-                        "audio, with the null audio embedding (more identities for the reference pathway; "
-                        "default 0: those clips are left out). Measured: 0.3 held the identity better but cut "
-                        "lip sync (docs/TRAINING.md)")
+                        "audio, with a learned 'unknown audio' embedding that is not exported (more identities "
+                        "for the reference pathway; default 0: those clips are left out). With the CFG null "
+                        "embedding instead, 0.3 held the identity better but cut lip sync (docs/TRAINING.md)")
+    p.add_argument("--self-history", type=float, metavar="P",
+                   help="generator: share of examples whose history latents are the model's own one-step "
+                        "predictions (error recycling against identity drift; default 0)")
     p.add_argument("--babble", type=float, metavar="P",
                    help="audio: share of examples with 1-3 other voices mixed in 5-25 dB below (default 0; "
                         "0.4 made real pauses silent but soft speech too: docs/TRAINING.md)")
@@ -74,7 +77,8 @@ def run(args: argparse.Namespace) -> int:
                                    ("warmup_steps", args.warmup_steps),
                                    ("clip_frames_start", args.clip_frames_start),
                                    ("clip_frames_end", args.clip_frames_end), ("phone_delay", args.phone_delay),
-                                   ("babble", args.babble), ("video_only_share", args.video_only_share))
+                                   ("babble", args.babble), ("video_only_share", args.video_only_share),
+                                   ("self_history", args.self_history))
                  if v is not None}
     try:
         tcfg = TrainConfig(task=args.task, seed=args.seed, log_every=args.log_every,

@@ -31,8 +31,9 @@ class TrainConfig:
     audio_drop: float = 0.1  # null-embedding dropout for CFG
     ref_drop: float = 0.1
     freeze_audio_convs: bool = False  # keep a pretrained (phonetic) encoder's mel-rate conv stack fixed
-    video_only_share: float = 0.0  # share of examples drawn from clips without usable audio (null audio):
-    # more identities for the reference pathway; 0 keeps them out (and the batches of older runs)
+    video_only_share: float = 0.0  # share of examples drawn from clips without usable audio (a learned
+    # "unknown audio" embedding): more identities for the reference pathway; 0 keeps them out
+    self_history: float = 0.0  # share of examples whose history is the model's own one-step prediction
     # audio (phonetic pretext, issue 4)
     phone_delay: int = 2  # mel frames (10 ms) the label lags the audio: see engine/train/phonetic/task.py
     crop_seconds: float = 4.0  # audio per example
@@ -46,6 +47,8 @@ class TrainConfig:
                 raise ValueError("clip frame counts must be 4k+1")
         if not 0.0 <= self.babble <= 1.0 or not 0.0 <= self.video_only_share < 1.0:
             raise ValueError("babble is a share in [0, 1] and video_only_share in [0, 1)")
+        if not 0.0 <= self.self_history <= 1.0:
+            raise ValueError("self_history is a share in [0, 1]")
         if self.phone_delay < 0 or self.crop_seconds < 0.5:
             raise ValueError("phone_delay >= 0 and crop_seconds >= 0.5")
         if self.batch < 1 or self.lr <= 0:

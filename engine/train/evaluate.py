@@ -38,7 +38,9 @@ class EvalConfig:
     ref_counts: tuple[int, ...] = (0, 1, 3)
     seed: int = 0
     long_seconds: float = 60.0
-    history_noise: float | None = None  # override the model's SamplerConfig.history_noise for generation
+    history_noise: float | None = None  # generation: overrides of the model's SamplerConfig (None: keep)
+    guidance: float | None = None  # the audio CFG scale
+    steps: int | None = None  # Euler steps per block
     vae: bool = True  # False: generation metrics only (the VAE windows cost most of a CPU eval)
 
     def __post_init__(self) -> None:
@@ -191,6 +193,12 @@ def likeness(gen: np.ndarray, real: np.ndarray) -> dict:
     return {"psnr_first_s": db(gen[1:min(n, FPS)], real[1:min(n, FPS)]), "psnr_after_1s": db(gen[FPS:n], real[FPS:n])}
 
 
+def still_likeness(real: np.ndarray) -> float | None:
+    """The baseline of `likeness`: PSNR (dB) of the first frame held still against the clip after 1 s.
+    A render above it keeps the person better than a frozen portrait does, despite moving."""
+    return likeness(np.repeat(real[:1], len(real), axis=0), real)["psnr_after_1s"]
+
+
 def generation_clip(engine, frames: np.ndarray, audio: np.ndarray, cfg: EvalConfig, method: str) -> dict:
     """Render from the clip's first frame and its audio; score the render and the real clip alike."""
     n = min(len(frames), int(round(cfg.seconds * FPS)))
@@ -198,7 +206,8 @@ def generation_clip(engine, frames: np.ndarray, audio: np.ndarray, cfg: EvalConf
     gen = render(engine, [frames[0]], audio, cfg.seed)
     g, r = score_pair(gen, audio, method), score_pair(frames[:n], audio, method)
     row = {"frames": n, **{f"gen_{k}": v for k, v in g.items()}, **{f"real_{k}": v for k, v in r.items()},
-           **{f"gen_{k}": v for k, v in likeness(gen, frames[:n]).items()}}
+           **{f"gen_{k}": v for k, v in likeness(gen, frames[:n]).items()},
+           "still_psnr_after_1s": still_likeness(frames[:n])}
     row["lipsync_ratio"] = g["lipsync"] / r["lipsync"] if r["lipsync"] > 0.05 else None
     return row
 
@@ -259,8 +268,10 @@ def evaluate(weights: str | Path, pack, cfg: EvalConfig, device: str = "auto", l
     """Evaluate a weights file on `pack` (an engine.train.pack.Pack) -> the report dict (JSON-ready)."""
     say = progress or log.info
     kind, vae, engine = load_for_eval(weights, device)
-    if engine is not None and cfg.history_noise is not None:
-        sampler = dataclasses.replace(engine.cfg.sampler, history_noise=cfg.history_noise)
+    overrides = {k: v for k, v in (("history_noise", cfg.history_noise), ("cfg", cfg.guidance),
+                                   ("steps", cfg.steps)) if v is not None}
+    if engine is not None and overrides:
+        sampler = dataclasses.replace(engine.cfg.sampler, **overrides)
         engine.model.cfg = engine.cfg = dataclasses.replace(engine.cfg, sampler=sampler)
     size = vae.cfg.resolution
     report: dict = {"weights": str(weights), "kind": kind, "pack": str(pack.root), "split": cfg.split,
@@ -268,7 +279,7 @@ def evaluate(weights: str | Path, pack, cfg: EvalConfig, device: str = "auto", l
                     "dtype": str(next(vae.parameters()).dtype).removeprefix("torch."), "notes": [],
                     "config": {"seconds": cfg.seconds, "window": cfg.window, "ref_counts": list(cfg.ref_counts),
                                "seed": cfg.seed, "max_clips": cfg.max_clips,
-                               "history_noise": engine.cfg.sampler.history_noise if engine else None}}
+                               "sampler": dataclasses.asdict(engine.cfg.sampler) if engine else None}}
     clips = select_clips(pack.clips(cfg.split), cfg.max_clips)
     if not clips:
         raise ValueError(f"{pack.root}: no clips in split {cfg.split!r}")

@@ -1,6 +1,12 @@
 """Generator training (paper §Generator): teacher forcing over blocks with the block-causal mask, noise
 0..0.7 on history latents, random reference count with null-reference dropout, null-audio dropout (CFG).
-The audio encoder trains with the DiT; the VAE is frozen and its latents are cached once per pack."""
+The audio encoder trains with the DiT; the VAE is frozen and its latents are cached once per pack.
+
+Two additions of ours (TrainConfig): clips without usable audio may train with a learned "unknown audio"
+embedding that only training has (not the CFG null: a null that moves mouths weakens the guidance), and a
+share of examples may see the model's own one-step predictions as history instead of the real latents
+(error recycling: free-running inference commits its own, blurrier blocks, and the block after them must
+still take the person from the references)."""
 from __future__ import annotations
 
 import logging
@@ -18,6 +24,8 @@ from engine.vae.model import CausalVAE
 
 log = logging.getLogger(__name__)
 REF_POOL = 8  # reference frames cached per clip
+SELF_T = (0.5, 1.0)  # noise levels of the one-step predictions used as self-history
+UNKNOWN_AUDIO = "video_only_audio"  # training-only parameter: never exported
 
 
 @torch.no_grad()
@@ -46,20 +54,30 @@ class GeneratorStep(nn.Module):
         self.cfg = cfg
         self.audio = AudioEncoder(cfg.audio)
         self.dit = DiT(cfg)
+        self.video_only_audio = nn.Parameter(torch.zeros(cfg.audio.feature_dim))  # [A] for clips without audio
 
     def forward(self, batch: dict) -> tuple[torch.Tensor, dict]:
         x0, noise, hnoise = batch["x0"], batch["noise"], batch["hist_noise"]  # [B,C,T,h,w]
         bf = self.cfg.dit.block_frames
         feats = torch.cat([self.audio.encode_samples(a[None], j0, j0 + x0.shape[2])
                            for a, j0 in zip(batch["audio"], batch["j0"])]).to(x0.dtype)  # [B,T,A]
-        drop_a = batch["drop_audio"][:, None, None]
+        drop_a, mute = batch["drop_audio"][:, None, None], batch["video_only"][:, None, None]
         feats = torch.where(drop_a, self.dit.null_audio.to(feats.dtype).expand_as(feats), feats)
+        feats = torch.where(mute, self.video_only_audio.to(feats.dtype).expand_as(feats), feats)
         ref_tok = self.dit.ref_tokens(batch["refs"], drop=batch["drop_refs"])
         def per_frame(t: torch.Tensor) -> torch.Tensor:  # [B,nb] -> [B,1,T,1,1]
             return t.repeat_interleave(bf, dim=1)[:, None, :, None, None]
         t, th = batch["t"], batch["t_hist"]
         noisy = (1 - per_frame(t)) * x0 + per_frame(t) * noise
         hist = (1 - per_frame(th)) * x0 + per_frame(th) * hnoise
+        if "self_history" in batch:  # [B] bool: these examples' history is the model's own prediction
+            with torch.no_grad():
+                ts = batch["t_self"]  # [B,nb]
+                noisy_s = (1 - per_frame(ts)) * x0 + per_frame(ts) * batch["self_noise"]
+                v_s = self.dit.forward_train(hist, th, noisy_s, ts, feats, ref_tok, first=batch["first"])
+                x0_hat = (noisy_s - per_frame(ts) * v_s).to(x0.dtype)  # [B,C,T,h,w] one-step x0
+            own = (1 - per_frame(th)) * x0_hat + per_frame(th) * hnoise
+            hist = torch.where(batch["self_history"][:, None, None, None, None], own, hist)
         v = self.dit.forward_train(hist, th, noisy, t, feats, ref_tok, first=batch["first"])
         loss = flow_loss(v, x0, noise)
         return loss, {"flow": loss.detach()}
@@ -80,7 +98,7 @@ class GeneratorTask:
         self.n_lat = min(self.n_lat, longest - longest % cfg.dit.block_frames)
         usable = [c for c in cached if c["latents"].shape[1] >= self.n_lat]
         self.clips = [c for c in usable if c["audio"] is not None]  # talking clips: {"latents", "refs", "audio"}
-        # Clips without audio train with the null audio embedding (the CFG branch), only if asked for.
+        # Clips without audio train with the "unknown audio" embedding, only if asked for.
         self.silent = [c for c in usable if c["audio"] is None] if tcfg.video_only_share > 0 else []
         if not self.clips:
             raise ValueError("no clips with usable audio")
@@ -107,7 +125,8 @@ class GeneratorTask:
             j0s.append(j0)
         shift = self.cfg.sampler.shift
         x = torch.stack(x0)
-        return {
+        mute = torch.tensor(silent)
+        out = {
             "x0": x.to(device), "noise": torch.randn(x.shape, generator=g).to(device),
             "hist_noise": torch.randn(x.shape, generator=g).to(device),
             "t": sample_train_t((b, nb), shift, g).to(device),
@@ -115,16 +134,23 @@ class GeneratorTask:
             "audio": [a.to(device) for a in audio], "j0": j0s,
             "first": torch.tensor([j == 0 for j in j0s], device=device),
             "refs": torch.stack(refs).to(device),
-            "drop_audio": ((torch.rand(b, generator=g) < tc.audio_drop) | torch.tensor(silent)).to(device),
+            "drop_audio": ((torch.rand(b, generator=g) < tc.audio_drop) & ~mute).to(device),
+            "video_only": mute.to(device),
             "drop_refs": (torch.rand(b, generator=g) < tc.ref_drop).to(device),
         }
+        if tc.self_history > 0:  # drawn last: without it the batches of older runs stay the same
+            lo, hi = SELF_T
+            out["self_history"] = (torch.rand(b, generator=g) < tc.self_history).to(device)
+            out["t_self"] = (lo + (hi - lo) * torch.rand(b, nb, generator=g)).to(device)
+            out["self_noise"] = torch.randn(x.shape, generator=g).to(device)
+        return out
 
     def loss(self, module: nn.Module, batch: dict):
         return module(batch)
 
     def export(self, ema: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """A full model: the frozen VAE plus the EMA audio encoder and DiT."""
-        return {**self.vae_state, **ema}
+        return {**self.vae_state, **{k: v for k, v in ema.items() if k != UNKNOWN_AUDIO}}
 
 
 def scale_latents(cached: list[dict], vae: CausalVAE) -> float:

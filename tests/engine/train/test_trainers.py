@@ -182,9 +182,19 @@ def _drawn_from(x0: torch.Tensor, latents: torch.Tensor) -> bool:
     return any(torch.equal(x0, latents[:, j:j + t]) for j in range(latents.shape[1] - t + 1))
 
 
-def test_video_only_clips_train_with_the_null_audio(mixed_pack, tmp_path, capsys):
+def _live_head(step):
+    """A fresh generator predicts zero velocity whatever its inputs (zero-initialised output head and block
+    gates): perturb every DiT weight so that what it reads shows in the loss."""
+    with torch.no_grad():
+        for p in step.dit.parameters():
+            p.add_(torch.randn_like(p) * 0.3)
+    return step
+
+
+def test_video_only_clips_train_with_the_unknown_audio(mixed_pack, tmp_path, capsys):
     """--video-only-share P: clips without usable audio join the latent cache (recorded as such) and are
-    drawn for a share of the examples, always with the null audio; P = 0 leaves the batches as before."""
+    drawn for a share of the examples, always with the training-only "unknown audio" embedding, never the
+    CFG null; P = 0 leaves the batches as before, and exports never hold the unknown embedding."""
     import dataclasses
 
     from engine.config import EngineConfig
@@ -201,18 +211,28 @@ def test_video_only_clips_train_with_the_null_audio(mixed_pack, tmp_path, capsys
     mute = [c for c in cached if c["audio"] is None]
     assert len(cached) == 3 and len(mute) == 1 and "mute" in mute[0]["id"]
     cfg = dataclasses.replace(EngineConfig.tiny(), vae=vcfg.vae)
-    tcfg = TrainConfig(task="generator", batch=8, blocks=2, audio_drop=0.0)
+    tcfg = TrainConfig(task="generator", batch=8, blocks=2, audio_drop=1.0)
     cpu = torch.device("cpu")
 
     mixed = GeneratorTask(cfg, dataclasses.replace(tcfg, video_only_share=0.5), cached, scale)
     silent = talking = 0
     for step in range(4):
         b = mixed.batch(step_generator(0, step), step, cpu)
-        for x0, dropped in zip(b["x0"], b["drop_audio"]):
+        for x0, dropped, unknown in zip(b["x0"], b["drop_audio"], b["video_only"]):
             is_mute = _drawn_from(x0, mute[0]["latents"])
-            assert bool(dropped) == is_mute  # audio_drop is 0: only the mute clip's examples are null-audio
+            assert bool(unknown) == is_mute and bool(dropped) != is_mute  # audio_drop 1: all talking ones null
             silent, talking = silent + is_mute, talking + (not is_mute)
     assert silent > 4 and talking > 4  # ~half of 32
+    step_module = _live_head(mixed.module)
+    b = mixed.batch(step_generator(0, 0), 0, cpu)
+    b["video_only"][:] = True
+    with torch.no_grad():
+        step_module.video_only_audio.fill_(3.0)
+        loss_unknown = float(step_module(b)[0])
+        step_module.video_only_audio.zero_()
+        assert float(step_module(b)[0]) != loss_unknown  # the embedding reaches the DiT
+    exported = mixed.export({k: v for k, v in step_module.state_dict().items()})
+    assert "video_only_audio" not in exported and "dit.null_audio" in exported
 
     off = GeneratorTask(cfg, tcfg, cached, scale)  # share 0: the mute clip is left out ...
     without = GeneratorTask(cfg, tcfg, [c for c in cached if c["audio"] is not None], scale)
@@ -230,3 +250,33 @@ def test_video_only_clips_train_with_the_null_audio(mixed_pack, tmp_path, capsys
     assert main(["train", "generator", "--preset", "tiny", "--latents", str(talking_only), "--out",
                  str(tmp_path / "y"), "--device", "cpu", "--max-steps", "1", "--video-only-share", "0.3"]) == 2
     assert "no clips without usable audio" in capsys.readouterr().err
+
+
+def test_self_history_replaces_the_history_of_a_share_of_examples():
+    """--self-history P: a share P of the examples sees the model's own one-step predictions as history;
+    P = 0 draws nothing more (older runs' batches stay the same) and P = 1 changes the loss."""
+    import dataclasses
+
+    from engine.config import EngineConfig
+    from engine.train.config import TrainConfig
+    from engine.train.data import step_generator
+    from engine.train.gen_task import GeneratorTask
+
+    cfg = EngineConfig.tiny()
+    c, s = cfg.vae.latent_channels, cfg.vae.latent_size
+    lat = [{"latents": torch.randn(c, 6, s, s), "refs": torch.randn(8, c, s, s),
+            "audio": torch.randn(16000)} for _ in range(2)]
+    tcfg = TrainConfig(task="generator", batch=4, blocks=4, audio_drop=0.0, ref_drop=0.0)
+    cpu = torch.device("cpu")
+    plain = GeneratorTask(cfg, tcfg, lat, 1.0)
+    own = GeneratorTask(cfg, dataclasses.replace(tcfg, self_history=1.0), lat, 1.0)
+    a, b = plain.batch(step_generator(0, 2), 2, cpu), own.batch(step_generator(0, 2), 2, cpu)
+    assert "self_history" not in a and bool(b["self_history"].all())
+    assert all(torch.equal(a[k], b[k]) for k in ("x0", "noise", "hist_noise", "t", "t_hist"))
+    assert float(b["t_self"].min()) >= 0.5
+    with torch.no_grad():
+        loss_own = float(_live_head(own.module)(b)[0])
+        b["self_history"][:] = False
+        assert float(own.module(b)[0]) != loss_own
+    with pytest.raises(ValueError, match="self_history"):
+        TrainConfig(task="generator", self_history=1.5)
