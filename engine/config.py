@@ -133,6 +133,9 @@ class SamplerConfig:
     shift: float = 5.0
     cfg: float = 2.0
     history_noise: float = 0.0  # noise level of committed history at inference
+    # The stream's first latent is the first reference's own latent instead of a sample (a clip that starts
+    # on the portrait, as clips start on their frame 0 in training); needs 1-latent-frame blocks.
+    anchor_first: bool = False
 
     def __post_init__(self) -> None:
         _check(self.steps >= 1, "steps >= 1")

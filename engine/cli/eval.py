@@ -34,6 +34,8 @@ def add_parser(sub) -> None:
                    help="generation: noise level of the committed history (default: the model's)")
     p.add_argument("--cfg", type=float, metavar="S", help="generation: audio guidance scale (default: the model's)")
     p.add_argument("--steps", type=int, metavar="N", help="generation: sampler steps per block (default: the model's)")
+    p.add_argument("--anchor", choices=["on", "off"],
+                   help="generation: start the stream on the portrait's own latent (default: the model's)")
     p.add_argument("--generation-only", action="store_true",
                    help="skip the VAE windows (most of the time of a CPU eval); model or generator files only")
     p.add_argument("--seed", type=int, default=0)
@@ -54,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
         cfg = EvalConfig(split=args.split, max_clips=args.max_clips, seconds=args.seconds, window=args.window,
                          seed=args.seed, long_seconds=args.long_seconds, history_noise=args.history_noise,
                          guidance=args.cfg, steps=args.steps,
+                         anchor_first=None if args.anchor is None else args.anchor == "on",
                          vae=not args.generation_only)
         pack = Pack(args.pack)
         long_audio = read_audio(args.long_audio) if args.long_audio else None
@@ -112,7 +115,8 @@ def markdown(report: dict) -> str:
                   f"{_f(m['real_stability'], '.4f')} |"]
         if m.get("gen_psnr_after_1s") is not None:
             lines += [f"| PSNR to the real clip, first second / after it (dB) | "
-                      f"{_f(m.get('gen_psnr_first_s'), '.2f')} / {_f(m['gen_psnr_after_1s'], '.2f')} | |"]
+                      f"{_f(m.get('gen_psnr_first_s'), '.2f')} / {_f(m['gen_psnr_after_1s'], '.2f')} | "
+                      f"still portrait: - / {_f(m.get('still_psnr_after_1s'), '.2f')} |"]
     lg = report.get("long")
     if lg:
         lines += ["", f"Long render ({lg['seconds']:g} s), first vs last {lg['span_s']:g} s", "",

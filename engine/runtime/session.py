@@ -117,6 +117,9 @@ class Session:
         vae, dit = self.model.vae, self.model.dit
         self._ref_e1, ref_lat = vae.encode_refs(refs)  # [1,M,D], [1,R,C,h,w]
         ref_lat = ref_lat * vae.latent_scale
+        if self.sampler.anchor_first and self.cfg.dit.block_frames != 1:
+            raise ValueError("anchor_first needs 1-latent-frame blocks (dit.block_frames = 1)")
+        self._anchor = ref_lat[:, 0].unsqueeze(2)  # [1,C,1,h,w]: the first portrait as latent 0
         tok = dit.ref_tokens(ref_lat)
         if self._use_cfg:
             tok = torch.cat([tok, dit.ref_tokens(ref_lat, drop=torch.ones(1, dtype=torch.bool, device=self.device))])
@@ -282,6 +285,8 @@ class Session:
         """Noise -> x0 for the current block, committed to the KV cache [1,C,bf,h,w]."""
         dit, cfg, sp = self.model.dit, self.cfg, self.sampler
         bf, c, s = cfg.dit.block_frames, cfg.vae.latent_channels, cfg.vae.latent_size
+        if sp.anchor_first and self._cache.next_block == 0:
+            return self._commit_anchor(audio)
         x = torch.randn((1, c, bf, s, s), generator=self._gen, device=self.device).to(self.dtype)
         hist_noise = None
         if sp.history_noise > 0:
@@ -305,6 +310,15 @@ class Session:
             times = [torch.full((b,), t, device=self.device, dtype=self.dtype) for t in sched]
             t_hist = torch.full((b,), sp.history_noise, device=self.device, dtype=self.dtype)
             x0 = sample_block(dit, self._cache, x, audio, times, sched, guidance, t_hist, hist_noise)
+        self._cache.advance()
+        return x0
+
+    def _commit_anchor(self, audio: torch.Tensor) -> torch.Tensor:
+        """Block 0 of an anchored stream: the portrait's latent, committed as history like a sampled block
+        (clean: training noises history only to make the model robust to it)."""
+        b, x0 = audio.shape[0], self._anchor
+        t_hist = torch.zeros((b,), device=self.device, dtype=self.dtype)
+        self.model.dit.block_forward(self._cache, x0.expand(b, -1, -1, -1, -1), t_hist, audio, True)
         self._cache.advance()
         return x0
 

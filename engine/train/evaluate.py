@@ -41,6 +41,7 @@ class EvalConfig:
     history_noise: float | None = None  # generation: overrides of the model's SamplerConfig (None: keep)
     guidance: float | None = None  # the audio CFG scale
     steps: int | None = None  # Euler steps per block
+    anchor_first: bool | None = None
     vae: bool = True  # False: generation metrics only (the VAE windows cost most of a CPU eval)
 
     def __post_init__(self) -> None:
@@ -269,7 +270,7 @@ def evaluate(weights: str | Path, pack, cfg: EvalConfig, device: str = "auto", l
     say = progress or log.info
     kind, vae, engine = load_for_eval(weights, device)
     overrides = {k: v for k, v in (("history_noise", cfg.history_noise), ("cfg", cfg.guidance),
-                                   ("steps", cfg.steps)) if v is not None}
+                                   ("steps", cfg.steps), ("anchor_first", cfg.anchor_first)) if v is not None}
     if engine is not None and overrides:
         sampler = dataclasses.replace(engine.cfg.sampler, **overrides)
         engine.model.cfg = engine.cfg = dataclasses.replace(engine.cfg, sampler=sampler)

@@ -104,3 +104,33 @@ def test_audio_buffer_stays_bounded(tiny_engine, portrait):
         s.push_audio(np.zeros(2560, np.float32), 16000)
         s.step()
     assert s._buf.size < 16000  # trailing receptive field only, not the whole stream
+
+
+def test_anchored_stream_starts_on_the_portrait(tiny_engine, portrait, speech):
+    """anchor_first: latent 0 is the first portrait's own latent, so frame 0 is the VAE's decode of the
+    portrait (not a sample), and the blocks after it attend to that exact latent."""
+    import dataclasses
+
+    import torch
+
+    from engine.api import build_model
+    from engine.nn.conv import StreamState
+    from engine.runtime.session import Session, prepare_references, to_uint8
+
+    eng = tiny_engine
+    anchored = dataclasses.replace(eng.cfg.sampler, anchor_first=True)
+    s = Session(eng.model, [portrait], 3, eng.device, eng.dtype, False, anchored)
+    s.push_audio(speech[:16000], 16000)
+    frames = s.step() + s.flush()
+    vae = eng.model.vae
+    with torch.no_grad():
+        e1, lat = vae.encode_refs(prepare_references([portrait], eng.cfg.vae.resolution))
+        direct = to_uint8(vae.decode(lat[:, 0].unsqueeze(2), e1, StreamState()))  # [1,H,W,3]
+    assert np.abs(frames[0].rgb.astype(int) - direct[0].astype(int)).max() <= 1
+    plain = run(eng, [portrait], speech[:16000], 16000)
+    assert not np.array_equal(plain[0].rgb, frames[0].rgb)  # a sampled latent 0 differs
+    assert not np.array_equal(plain[-1].rgb, frames[-1].rgb)  # and so does what follows it
+
+    cfg = dataclasses.replace(eng.cfg, dit=dataclasses.replace(eng.cfg.dit, block_frames=2))
+    with pytest.raises(ValueError, match="anchor_first"):
+        Session(build_model(cfg), [portrait], 0, eng.device, eng.dtype, False, anchored)

@@ -62,15 +62,17 @@ def _finite(d: dict, keys) -> bool:
 
 def test_full_model_gives_vae_and_generation_metrics(pack, weights, tmp_path, capsys):
     assert _eval(pack, weights / "model.safetensors", tmp_path / "r.json", "--max-clips", "1",
-                 "--seconds", "1.2", "--window", "9", "--history-noise", "0.3") == 0
+                 "--seconds", "1.2", "--window", "9", "--history-noise", "0.3", "--cfg", "1.5",
+                 "--anchor", "on") == 0
     rep = json.loads((tmp_path / "r.json").read_text())
     assert rep["kind"] == "model" and rep["resolution"] == 32
-    assert rep["config"]["history_noise"] == 0.3  # the sampler the generation ran with
+    sampler = rep["config"]["sampler"]  # the sampler the generation ran with
+    assert (sampler["history_noise"], sampler["cfg"], sampler["anchor_first"]) == (0.3, 1.5, True)
     assert VAE_KEYS <= rep["vae"]["mean"].keys() and _finite(rep["vae"]["mean"], VAE_KEYS)
     assert len(rep["vae"]["clips"]) == 1 and rep["vae"]["clips"][0]["windows"] == 3  # 30 frames / 9
     gen = rep["generation"]["mean"]
     assert _finite(gen, ["gen_lipsync", "real_lipsync", "gen_stability", "real_stability", "gen_psnr_first_s",
-                         "gen_psnr_after_1s"])
+                         "gen_psnr_after_1s", "still_psnr_after_1s"])
     assert rep["generation"]["clips"][0]["frames"] == 30
     stream = ["stream_full_psnr", "stream_short_psnr"]  # 1.2 s: the continuous stream past its first second
     assert _finite(rep["vae"]["mean"], stream)
