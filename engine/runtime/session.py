@@ -119,7 +119,8 @@ class Session:
         ref_lat = ref_lat * vae.latent_scale
         if self.sampler.anchor_first and self.cfg.dit.block_frames != 1:
             raise ValueError("anchor_first needs 1-latent-frame blocks (dit.block_frames = 1)")
-        self._anchor = ref_lat[:, 0].unsqueeze(2)  # [1,C,1,h,w]: the first portrait as latent 0
+        # [1,C,1,h,w]: the first portrait as latent 0 (without references there is nothing to anchor on)
+        self._anchor = ref_lat[:, 0].unsqueeze(2) if ref_lat.shape[1] else None
         tok = dit.ref_tokens(ref_lat)
         if self._use_cfg:
             tok = torch.cat([tok, dit.ref_tokens(ref_lat, drop=torch.ones(1, dtype=torch.bool, device=self.device))])
@@ -285,7 +286,7 @@ class Session:
         """Noise -> x0 for the current block, committed to the KV cache [1,C,bf,h,w]."""
         dit, cfg, sp = self.model.dit, self.cfg, self.sampler
         bf, c, s = cfg.dit.block_frames, cfg.vae.latent_channels, cfg.vae.latent_size
-        if sp.anchor_first and self._cache.next_block == 0:
+        if sp.anchor_first and self._anchor is not None and self._cache.next_block == 0:
             return self._commit_anchor(audio)
         x = torch.randn((1, c, bf, s, s), generator=self._gen, device=self.device).to(self.dtype)
         hist_noise = None
