@@ -14,9 +14,14 @@ def add_parser(sub) -> None:
     p.add_argument("--generator", required=True, help="generator.safetensors of a generator run")
     p.add_argument("--out", required=True, help="output .safetensors (shards NAME-0000i-of-0000N)")
     p.add_argument("--shard-mb", type=float, default=15.0)
+    p.add_argument("--anchor-first", choices=["on", "off"],
+                   help="ship the sampler with streams that start on the portrait's own latent (default: the "
+                        "generator's setting)")
 
 
 def run(args: argparse.Namespace) -> int:
+    import dataclasses
+
     import torch
 
     from engine.api import load_engine
@@ -29,6 +34,9 @@ def run(args: argparse.Namespace) -> int:
             raise UserError("the generator was trained on latents of a different VAE architecture")
         state = {k: v for k, v in vstate.items() if k.startswith("vae.")}
         state.update(generator_tensors(gstate))
+        if args.anchor_first is not None:
+            gcfg = dataclasses.replace(gcfg, sampler=dataclasses.replace(gcfg.sampler,
+                                                                         anchor_first=args.anchor_first == "on"))
         out = Path(args.out)
         files = save_weights(out, state, gcfg, kind="model", shard_bytes=int(args.shard_mb * 2**20),
                              dtype=torch.bfloat16, extra={"generator_step": gmeta.get("step", "?")})

@@ -128,10 +128,12 @@ def test_latent_cache_release_and_warm_start(pack, tmp_path, capsys):
                  "--device", "cpu", "--max-steps", "2", "--batch", "2"]) == 0
     out = tmp_path / "model.safetensors"
     assert main(["release", "--vae", str(tmp_path / "vae/vae.safetensors"), "--generator",
-                 str(tmp_path / "g/generator.safetensors"), "--out", str(out), "--shard-mb", "1"]) == 0
+                 str(tmp_path / "g/generator.safetensors"), "--out", str(out), "--shard-mb", "1",
+                 "--anchor-first", "on"]) == 0
     assert "wrote" in capsys.readouterr().out
     from engine.api import load_engine
     engine = load_engine(weights=out, device="cpu")
+    assert engine.cfg.sampler.anchor_first and not load_weights(tmp_path / "g/generator.safetensors")[0].sampler.anchor_first
     g_state = load_weights(tmp_path / "g/generator.safetensors")[1]
     torch.testing.assert_close(engine.model.dit.null_audio, g_state["dit.null_audio"].float())
     assert engine.model.vae.latent_scale.item() == pytest.approx(g_state["vae.latent_scale"].item(), rel=1e-2)
