@@ -129,16 +129,20 @@ def silence_frames(envelope: np.ndarray, rel_threshold: float = 0.1) -> np.ndarr
     return e < min(rel_threshold * np.percentile(e, 95) if len(e) else 0.0, 0.01) + 1e-9
 
 
+MIN_OPENING = 1e-3  # proxy: share of dark mouth pixels; landmarks: lip gap / face size (~0.01-0.1)
+
+
 def silence_opening(opening: np.ndarray, envelope: np.ndarray, rel_threshold: float = 0.1) -> float:
     """Mean mouth opening in silent frames divided by the mean in speech frames (unit-free; near 0
     is a closed mouth in silence, around 1 is babbling). NaN when the clip has no silent or no
-    speech frames."""
+    speech frames, or no measurable opening in speech (mean below MIN_OPENING: a ratio over ~0
+    would swamp every mean it enters; measured: 5e5 on one clip whose mouth box held no dark pixels)."""
     o = np.asarray(opening, np.float64)
     s = silence_frames(envelope, rel_threshold)[:len(o)]
     o = o[:len(s)]
-    if not s.any() or s.all():
+    if not s.any() or s.all() or o[~s].mean() < MIN_OPENING:
         return float("nan")
-    return float(o[s].mean() / max(o[~s].mean(), 1e-9))
+    return float(o[s].mean() / o[~s].mean())
 
 
 def stability(frames: np.ndarray) -> float:

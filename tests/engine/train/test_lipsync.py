@@ -57,6 +57,8 @@ def test_silence_opening_separates_closed_mouth_from_babbling(clip):
     babble = L.silence_opening(np.abs(np.sin(np.arange(len(frames)))) + 0.1, env)
     assert calm < 0.3 < babble
     assert np.isnan(L.silence_opening(np.ones(10), np.ones(10)))  # no silent frames
+    no_opening = np.where(L.silence_frames(env)[:len(frames)], 0.2, 0.0)  # the mouth box never darkens in speech
+    assert np.isnan(L.silence_opening(no_opening, env))  # not a ratio over ~0
 
 
 def test_stability_zero_for_still_and_grows_with_jitter(clip):
