@@ -7,8 +7,11 @@
 #                         wheels (.whl/*.whl: PyAV; opencv-python-headless for eval) into /root/keep/site
 #   vae MIN INIT [args]   train the VAE on /root/keep/pack from INIT -> /root/keep/vrun
 #   gen MIN VAE INIT [args]  latents of /root/keep/pack (5-frame context) + generator from INIT -> /root/keep/grun
+#   multi MIN LATENTS INIT NAME:FLAGS...  several generator runs at once on one GPU (round 5: three runs
+#                         at 3.3-3.9 steps/s each vs 6.2 alone) from a latent cache -> /root/keep/NAME
 #   model NAME VAE GEN    release VAE + GEN as /root/keep/NAME/avacast-base (6 shards)
-#   eval NAME             avacast eval on /root/keep/valpack (12 clips x 8 s) -> $OUT/NAME.json
+#   eval NAME [ARGS]      avacast eval on /root/keep/valpack (12 clips x 8 s) -> $OUT/NAME.json; ARGS e.g.
+#                         --generation-only (~1 min instead of ~2.5), --anchor on
 #   render NAME AUDIO IMG...  60 s renders -> /root/keep/NAME_<image>.mp4
 #   fetch FILE...         copy files into $OUT (mind the 8-file / 64 MiB return limit)
 # A generator export from `gen` holds the VAE too: `python tools/strip_vae.py IN OUT` makes it 46 MiB.
@@ -29,11 +32,19 @@ case $step in
     python3 -m engine.cli train generator --preset base --pack $K/pack --vae "$2" --init "$3" --out $K/grun \
       --save-latents $K/latents/cache.safetensors --time-budget-min "$1" --log-every 200 --shard-mb 15 "${@:4}" \
       2>&1 | grep -v Warning | tail -12 ;;
+  multi)
+    min=$1 lat=$2 init=$3; shift 3
+    for spec in "$@"; do
+      python3 -m engine.cli train generator --preset base --latents "$lat" --init "$init" --out "$K/${spec%%:*}" \
+        --time-budget-min "$min" --log-every 500 --shard-mb 15 ${spec#*:} > "$K/${spec%%:*}.log" 2>&1 &
+    done
+    wait
+    for spec in "$@"; do echo "== ${spec%%:*}"; grep -v Warning "$K/${spec%%:*}.log" | tail -2; done ;;
   model)
     python3 -m engine.cli release --vae "$2" --generator "$3" --out $K/$1/avacast-base.safetensors --shard-mb 15 | tail -1 ;;
   eval)
     python3 -m engine.cli eval --weights $K/$1/avacast-base-00001-of-00006.safetensors --pack $K/valpack --split val \
-      --device cuda --max-clips 12 --seconds 8 --out "$OUT/$1.json" > "$OUT/$1.log" 2>&1
+      --device cuda --max-clips 12 --seconds 8 "${@:2}" --out "$OUT/$1.json" > "$OUT/$1.log" 2>&1
     tail -14 "$OUT/$1.log" ;;
   render)
     name=$1 audio=$2; shift 2
