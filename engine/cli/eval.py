@@ -36,6 +36,9 @@ def add_parser(sub) -> None:
     p.add_argument("--steps", type=int, metavar="N", help="generation: sampler steps per block (default: the model's)")
     p.add_argument("--anchor", choices=["on", "off"],
                    help="generation: start the stream on the portrait's own latent (default: the model's)")
+    p.add_argument("--renders", type=int, default=1, metavar="N",
+                   help="generation: renders per clip with seeds SEED..SEED+N-1, metrics averaged (one render's "
+                        "lip-sync score is mostly sampling noise; default 1)")
     p.add_argument("--generation-only", action="store_true",
                    help="skip the VAE windows (most of the time of a CPU eval); model or generator files only")
     p.add_argument("--seed", type=int, default=0)
@@ -57,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
                          seed=args.seed, long_seconds=args.long_seconds, history_noise=args.history_noise,
                          guidance=args.cfg, steps=args.steps,
                          anchor_first=None if args.anchor is None else args.anchor == "on",
-                         vae=not args.generation_only)
+                         vae=not args.generation_only, renders=args.renders)
         pack = Pack(args.pack)
         long_audio = read_audio(args.long_audio) if args.long_audio else None
         portrait = read_image(args.portrait) if args.portrait else None

@@ -231,3 +231,19 @@ def test_generation_only_skips_the_vae_windows(pack, weights, tmp_path, capsys):
     assert "lip-sync score" in out and "VAE references" not in out
     assert _eval(pack, weights / "vae.safetensors", tmp_path / "v.json", "--generation-only") == 2
     assert "no generation to evaluate" in capsys.readouterr().err
+
+
+def test_renders_average_several_seeds(pack, weights, tmp_path):
+    """--renders N scores N renders per clip (seeds SEED..SEED+N-1) and reports their mean: one render's
+    lip-sync score is mostly sampling noise."""
+    def gen_row(name, *extra):
+        assert _eval(pack, weights / "model.safetensors", tmp_path / name, "--max-clips", "1", "--seconds", "1.2",
+                     "--generation-only", *extra) == 0
+        return json.loads((tmp_path / name).read_text())["generation"]["clips"][0]
+
+    one, other, both = gen_row("a.json"), gen_row("b.json", "--seed", "1"), gen_row("c.json", "--renders", "2")
+    assert both["renders"] == 2 and one["renders"] == 1
+    for k in ("gen_psnr_after_1s", "gen_stability"):
+        assert both[k] == pytest.approx((one[k] + other[k]) / 2)
+    assert one["gen_psnr_after_1s"] != other["gen_psnr_after_1s"]  # the seeds do draw other streams
+    assert both["real_lipsync"] == one["real_lipsync"]  # the real clip is scored once
