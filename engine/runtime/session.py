@@ -319,8 +319,7 @@ class Session:
         (clean: training noises history only to make the model robust to it)."""
         b, x0 = audio.shape[0], self._anchor
         t_hist = torch.zeros((b,), device=self.device, dtype=self.dtype)
-        self.model.dit.block_forward(self._cache, x0.expand(b, -1, -1, -1, -1), t_hist, audio, True)
-        self._cache.advance()
+        self.model.dit.commit(self._cache, x0.expand(b, -1, -1, -1, -1), audio, t_hist)  # writes, advances
         return x0
 
     def _decode(self, x0: torch.Tensor) -> torch.Tensor:
