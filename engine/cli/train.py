@@ -60,6 +60,12 @@ def add_parser(sub) -> None:
     p.add_argument("--clip-frames-end", type=int, metavar="F",
                    help="vae: clip length reached at half of --total-steps (default 17); a warm start that "
                         "should train on long clips at once sets both")
+    p.add_argument("--freeze-encoder", action="store_true",
+                   help="vae: train the decoder only (the latent space stays, so the generator trained on it "
+                        "stays valid)")
+    p.add_argument("--latent-noise", type=float, metavar="S",
+                   help="vae: Gaussian noise of up to S latent stds (uniform per example) on the decoder's "
+                        "input latent: a decoder for imperfect, generated latents (default 0)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--log-every", type=int, default=20, help="steps between log lines")
     p.add_argument("--device", default="auto")
@@ -78,11 +84,12 @@ def run(args: argparse.Namespace) -> int:
                                    ("clip_frames_start", args.clip_frames_start),
                                    ("clip_frames_end", args.clip_frames_end), ("phone_delay", args.phone_delay),
                                    ("babble", args.babble), ("video_only_share", args.video_only_share),
-                                   ("self_history", args.self_history))
+                                   ("self_history", args.self_history), ("latent_noise", args.latent_noise))
                  if v is not None}
     try:
         tcfg = TrainConfig(task=args.task, seed=args.seed, log_every=args.log_every,
-                           freeze_audio_convs=args.freeze_audio_convs, **overrides)
+                           freeze_audio_convs=args.freeze_audio_convs, freeze_encoder=args.freeze_encoder,
+                           **overrides)
     except ValueError as e:
         raise UserError(f"invalid training settings: {e}") from None
     if args.task == "vae":

@@ -25,6 +25,9 @@ class TrainConfig:
     max_refs: int = 3
     ssim_weight: float = 0.2
     kl_weight: float = 1e-6
+    freeze_encoder: bool = False  # train the decoder only: the latents (and a generator trained on them) stay valid
+    latent_noise: float = 0.0  # max std of Gaussian noise on the decoder's input latent, in latent stds (a
+    # decoder robust to the generator's errors that takes the appearance from the references); 0: none
     # generator
     blocks: int = 16  # blocks per training sequence
     history_noise_max: float = 0.7  # paper: noise 0..0.7 on history latents
@@ -47,6 +50,8 @@ class TrainConfig:
                 raise ValueError("clip frame counts must be 4k+1")
         if not 0.0 <= self.babble <= 1.0 or not 0.0 <= self.video_only_share < 1.0:
             raise ValueError("babble is a share in [0, 1] and video_only_share in [0, 1)")
+        if self.latent_noise < 0:
+            raise ValueError("latent_noise must be >= 0")
         if not 0.0 <= self.self_history <= 1.0:
             raise ValueError("self_history is a share in [0, 1]")
         if self.phone_delay < 0 or self.crop_seconds < 0.5:

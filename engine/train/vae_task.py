@@ -1,6 +1,12 @@
 """VAE training task: random clip windows (progressive length), random reference count including 0,
-flip/colour/zoom augmentation; loss L1 + SSIM + KL (DESIGN.md §2: no hub-weight perceptual loss)."""
+flip/colour/zoom augmentation; loss L1 + SSIM + KL (DESIGN.md §2: no hub-weight perceptual loss).
+
+Decoder-only rounds (`freeze_encoder`) keep the latent space, so a generator trained on it stays valid; with
+`latent_noise` the decoder learns to decode imperfect latents, such as the generator's, leaning on the
+references for the appearance."""
 from __future__ import annotations
+
+from contextlib import nullcontext
 
 import torch
 from torch import nn
@@ -10,6 +16,9 @@ from engine.train.config import TrainConfig
 from engine.train.data import seeded, ClipData, augment, randint, to_tensor
 from engine.train.losses import psnr, ssim, video_frames
 from engine.vae.model import CausalVAE, kl_loss
+
+
+ENCODER_PARTS = ("e1_in", "e1", "e1_norm", "e2", "e2_out")  # CausalVAE modules that make the latent
 
 
 def clip_frames(tcfg: TrainConfig, step: int) -> int:
@@ -22,14 +31,24 @@ def clip_frames(tcfg: TrainConfig, step: int) -> int:
 class VAEStep(nn.Module):
     """The trained module; forward returns the loss so DDP sees one call per step."""
 
-    def __init__(self, cfg: EngineConfig):
+    def __init__(self, cfg: EngineConfig, freeze_encoder: bool = False):
         super().__init__()
         self.vae = CausalVAE(cfg.vae)
+        self.freeze_encoder = freeze_encoder
+        if freeze_encoder:  # E1 also makes the reference features: they stay as the encoder made them
+            for part in ENCODER_PARTS:
+                getattr(self.vae, part).requires_grad_(False)
 
-    def forward(self, video: torch.Tensor, refs: torch.Tensor, noise: torch.Tensor, tcfg: TrainConfig):
-        """video [B,3,F,H,W], refs [B,R,3,H,W], noise like the latent -> (loss, logs)."""
-        mean, logvar = self.vae.encode(video)
+    def forward(self, video: torch.Tensor, refs: torch.Tensor, noise: torch.Tensor, tcfg: TrainConfig,
+                corrupt: tuple[torch.Tensor, torch.Tensor] | None = None):
+        """video [B,3,F,H,W], refs [B,R,3,H,W], noise like the latent, corrupt = (sigma [B] in latent stds,
+        noise like the latent) or None -> (loss, logs)."""
+        with torch.no_grad() if self.freeze_encoder else nullcontext():
+            mean, logvar = self.vae.encode(video)
         z = mean + torch.exp(0.5 * logvar) * noise
+        if corrupt is not None:
+            sigma, extra = corrupt
+            z = z + sigma.view(-1, 1, 1, 1, 1) * mean.detach().float().std() * extra
         recon = self.vae.decode(z, self.vae.ref_features(refs))
         a, b = video_frames(recon.float()), video_frames(video.float())
         l1 = (a - b).abs().mean()
@@ -48,7 +67,7 @@ class VAETask:
         self.clips = [c for c in clips if len(c.frames) >= min(tcfg.clip_frames_end, longest)]
         if not self.clips:
             raise ValueError("no training clips long enough")
-        self.module = seeded(VAEStep, cfg, seed=tcfg.seed)
+        self.module = seeded(VAEStep, cfg, tcfg.freeze_encoder, seed=tcfg.seed)
 
     def batch(self, g: torch.Generator, step: int, device: torch.device) -> dict:
         f = clip_frames(self.tcfg, step)
@@ -68,11 +87,15 @@ class VAETask:
         video = torch.stack([v[:, :n] for v in videos]).to(device)
         t = 1 + (n - 1) // 4
         s = self.cfg.vae.latent_size
-        noise = torch.randn(len(videos), self.cfg.vae.latent_channels, t, s, s, generator=g).to(device)
-        return {"video": video, "refs": torch.stack(refs).to(device), "noise": noise}
+        shape = (len(videos), self.cfg.vae.latent_channels, t, s, s)
+        out = {"video": video, "refs": torch.stack(refs).to(device), "noise": torch.randn(shape, generator=g).to(device)}
+        if self.tcfg.latent_noise > 0:  # drawn last: runs without it keep their batches
+            sigma = self.tcfg.latent_noise * torch.rand(len(videos), generator=g)
+            out["corrupt"] = (sigma.to(device), torch.randn(shape, generator=g).to(device))
+        return out
 
     def loss(self, module: nn.Module, batch: dict):
-        return module(batch["video"], batch["refs"], batch["noise"], self.tcfg)
+        return module(batch["video"], batch["refs"], batch["noise"], self.tcfg, batch.get("corrupt"))
 
     def export(self, ema: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """EMA VAE weights under the `vae.` prefix of a full model."""

@@ -81,6 +81,41 @@ def test_vae_clip_schedule_flags_reach_the_checkpoint(pack, tmp_path, capsys):
     assert "4k+1" in capsys.readouterr().err
 
 
+def test_freeze_encoder_trains_the_decoder_only(pack, tmp_path):
+    """--freeze-encoder: the latent space of the --init VAE stays (a generator trained on it stays valid)."""
+    from engine.train.vae_task import ENCODER_PARTS
+
+    assert train(pack, tmp_path / "v", "vae", 1) == 0
+    assert train(pack, tmp_path / "d", "vae", 3, "--init", str(tmp_path / "v/vae.safetensors"),
+                 "--freeze-encoder", "--latent-noise", "0.5") == 0
+    init, out = _weights(tmp_path / "v/vae.safetensors"), _weights(tmp_path / "d/vae.safetensors")
+    encoder = [k for k in init if k.startswith(tuple(f"vae.{p}." for p in ENCODER_PARTS))]
+    decoder = [k for k in init if k.startswith(("vae.d1", "vae.d2", "vae.dref"))]
+    assert encoder and all(torch.equal(init[k], out[k]) for k in encoder)
+    assert decoder and any(not torch.equal(init[k], out[k]) for k in decoder)
+
+
+def test_latent_noise_corrupts_the_decoder_input_and_keeps_other_batches(pack):
+    from engine.config import EngineConfig
+    from engine.train.config import TrainConfig
+    from engine.train.data import load_clips, step_generator
+    from engine.train.vae_task import VAETask
+
+    cfg, p = EngineConfig.tiny(), Pack(pack)
+    clips = load_clips(p, p.clips("train"), 32, False, 1)
+    plain = VAETask(cfg, TrainConfig(batch=2), clips)
+    noisy = VAETask(cfg, TrainConfig(batch=2, latent_noise=2.0), clips)
+    a = plain.batch(step_generator(0, 3), 3, torch.device("cpu"))
+    b = noisy.batch(step_generator(0, 3), 3, torch.device("cpu"))
+    assert "corrupt" not in a and all(torch.equal(a[k], b[k]) for k in a)
+    sigma, extra = b["corrupt"]
+    assert sigma.shape == (2,) and bool(((sigma >= 0) & (sigma <= 2.0)).all()) and extra.shape == b["noise"].shape
+    with torch.no_grad():
+        assert not torch.equal(plain.loss(plain.module, a)[0], plain.loss(plain.module, b)[0])
+    with pytest.raises(ValueError, match="latent_noise"):
+        TrainConfig(latent_noise=-0.1)
+
+
 def test_generator_trains_and_exports_a_loadable_model(pack, tmp_path, capsys):
     assert train(pack, tmp_path / "vae", "vae", 2) == 0
     capsys.readouterr()
