@@ -5,7 +5,10 @@
 # Run each step from the repository root on the device, in this order (one `run` call each):
 #   stage DIR...          copy carried folders (packs, inits, renders) to /root/keep; install carried
 #                         wheels (.whl/*.whl: PyAV; opencv-python-headless for eval) into /root/keep/site
-#   vae MIN INIT [args]   train the VAE on /root/keep/pack from INIT -> /root/keep/vrun
+#   vae MIN INIT [args]   train the VAE on /root/keep/pack from INIT -> /root/keep/vrun; a decoder-only round
+#                         (round 6, keeps the latents and the generator valid): --freeze-encoder --batch 4
+#                         --lr 1e-4 --clip-frames-start 17 --clip-frames-end 17 --total-steps 4000 --resume,
+#                         3.8 steps/s on an H100. Run VAE rounds alone: three at once ran 0.76 steps/s each
 #   gen MIN VAE INIT [args]  latents of /root/keep/pack (5-frame context) + generator from INIT -> /root/keep/grun
 #   multi MIN LATENTS INIT NAME:FLAGS...  several generator runs at once on one GPU (round 5: three runs
 #                         at 3.3-3.9 steps/s each vs 6.2 alone) from a latent cache -> /root/keep/NAME
