@@ -50,6 +50,7 @@ class VAEConfig:
         _check(self.resolution % self.spatial_down == 0, "resolution must divide by spatial_down")
         _check(self.dref_heads * self.dref_head_dim == self.e1_out, "D_ref width must equal e1_out")
         _check(self.time_kernel >= 2, "time_kernel >= 2")
+        _check(self.latent_channels >= 1, "latent_channels must be >= 1")
 
     @property
     def spatial_down(self) -> int:

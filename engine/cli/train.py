@@ -60,6 +60,10 @@ def add_parser(sub) -> None:
     p.add_argument("--clip-frames-end", type=int, metavar="F",
                    help="vae: clip length reached at half of --total-steps (default 17); a warm start that "
                         "should train on long clips at once sets both")
+    p.add_argument("--latent-channels", type=int, metavar="C",
+                   help="vae: latent channels instead of the preset's (base: 32 = 384x compression; 16 = the "
+                        "paper's 768x: a tighter latent leaves more of the appearance to the references). The "
+                        "exported VAE records it; a generator trained on it follows")
     p.add_argument("--freeze-encoder", action="store_true",
                    help="vae: train the decoder only (the latent space stays, so the generator trained on it "
                         "stays valid)")
@@ -79,6 +83,13 @@ def run(args: argparse.Namespace) -> int:
     from engine.train.loop import train
 
     cfg = EngineConfig.preset(args.preset)
+    if args.latent_channels is not None:
+        if args.task != "vae":
+            raise UserError("--latent-channels is a VAE setting: the generator takes it from its VAE")
+        try:
+            cfg = dataclasses.replace(cfg, vae=dataclasses.replace(cfg.vae, latent_channels=args.latent_channels))
+        except ValueError as e:
+            raise UserError(f"invalid --latent-channels: {e}") from None
     overrides = {k: v for k, v in (("batch", args.batch), ("lr", args.lr), ("total_steps", args.total_steps),
                                    ("warmup_steps", args.warmup_steps),
                                    ("clip_frames_start", args.clip_frames_start),

@@ -116,6 +116,23 @@ def test_latent_noise_corrupts_the_decoder_input_and_keeps_other_batches(pack):
         TrainConfig(latent_noise=-0.1)
 
 
+def test_latent_channels_reach_the_vae_the_generator_and_the_engine(pack, tmp_path, capsys):
+    """A 768x-style VAE (fewer latent channels) trains, and the generator and the engine follow its config."""
+    assert train(pack, tmp_path / "v", "vae", 1, "--latent-channels", "4") == 0
+    assert load_weights(tmp_path / "v/vae.safetensors")[0].vae.latent_channels == 4
+    assert train(pack, tmp_path / "g", "generator", 1, "--vae", str(tmp_path / "v/vae.safetensors")) == 0
+    from engine.api import load_engine
+    engine = load_engine(weights=tmp_path / "g/generator.safetensors", device="cpu")
+    assert engine.cfg.vae.latent_channels == 4
+    s = engine.open_session([np.zeros((40, 40, 3), np.uint8)], seed=0)
+    s.push_audio(np.zeros(4000, np.float32), 16000)
+    assert len(s.step() + s.flush()) > 0
+    capsys.readouterr()
+    assert train(pack, tmp_path / "bad", "vae", 1, "--latent-channels", "0") == 2
+    assert "latent_channels" in capsys.readouterr().err
+    assert train(pack, tmp_path / "g2", "generator", 1, "--latent-channels", "4") == 2
+
+
 def test_generator_trains_and_exports_a_loadable_model(pack, tmp_path, capsys):
     assert train(pack, tmp_path / "vae", "vae", 2) == 0
     capsys.readouterr()
