@@ -30,6 +30,10 @@ def add_parser(sub) -> None:
                    help="start from exported weights when no OUT/ckpt exists (a warm start: fresh optimizer; for "
                    "GPU slots that cannot carry the full checkpoint). Repeatable: each file sets the tensors it "
                    "has (later ones win), e.g. a generator export, then an audio pretext export (audio.*)")
+    p.add_argument("--init-skip-shapes", action="store_true",
+                   help="with --init: leave the tensors whose shape differs at their fresh values (listed in the "
+                        "log) instead of failing, e.g. a generator's latent-sized input/output layers on a VAE "
+                        "with other --latent-channels")
     p.add_argument("--corpus", help="audio: synthetic speech corpus folder (built there by espeak-ng if missing; "
                    "default OUT/corpus)")
     p.add_argument("--minutes", type=float, default=30.0, help="audio: minutes of training speech to synthesize "
@@ -111,25 +115,35 @@ def run(args: argparse.Namespace) -> int:
         cfg, task = _generator_task(cfg, tcfg, args)
     if args.init and not (args.resume and (Path(args.out) / "ckpt").exists()):
         for path in args.init:
-            _warm_start(task.module, path)
+            _warm_start(task.module, path, args.init_skip_shapes)
     summary = train(task, cfg, tcfg, Path(args.out), resume=args.resume, device=args.device,
                     time_budget_min=args.time_budget_min, max_steps=args.max_steps, shard_mb=args.shard_mb)
     print(json.dumps(summary))
     return 0
 
 
-def _warm_start(module, path: str) -> None:
-    """Copy the tensors of `path` that the module has (same shapes); the rest keep their values."""
+def _warm_start(module, path: str, skip_shapes: bool = False) -> None:
+    """Copy the tensors of `path` that the module has (same shapes); the rest keep their values. A tensor of
+    another shape fails the warm start, unless skip_shapes (then it keeps its fresh value and is logged)."""
     import logging
 
     from engine.io.checkpoint import CheckpointError, load_into, load_weights
 
+    log = logging.getLogger(__name__)
     try:
         _, state, _ = load_weights(path)
+        if skip_shapes:
+            own = module.state_dict()
+            skipped = sorted(k for k, v in state.items() if k in own and own[k].shape != v.shape)
+            state = {k: v for k, v in state.items() if k not in skipped}
+            if skipped:
+                log.warning("--init %s: %d tensors of another shape left fresh: %s", Path(path).name,
+                            len(skipped), ", ".join(skipped))
         n = load_into(module, state, f"--init {Path(path).name}", partial=True)
     except CheckpointError as e:
-        raise UserError(f"{str(e).splitlines()[0]} (trained with another preset?)") from None
-    logging.getLogger(__name__).info("--init %s: %d of %d tensors", Path(path).name, n, len(module.state_dict()))
+        hint = "" if skip_shapes else "; --init-skip-shapes leaves those tensors fresh"
+        raise UserError(f"{str(e).splitlines()[0]} (trained with another preset?{hint})") from None
+    log.info("--init %s: %d of %d tensors", Path(path).name, n, len(module.state_dict()))
 
 
 def _audio_task(cfg, tcfg, args):

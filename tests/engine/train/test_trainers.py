@@ -127,6 +127,26 @@ def test_latent_channels_reach_the_vae_the_generator_and_the_engine(pack, tmp_pa
     s = engine.open_session([np.zeros((40, 40, 3), np.uint8)], seed=0)
     s.push_audio(np.zeros(4000, np.float32), 16000)
     assert len(s.step() + s.flush()) > 0
+    # A generator of the preset's latent size warm-starts it only with --init-skip-shapes.
+    assert train(pack, tmp_path / "v8", "vae", 1) == 0
+    assert train(pack, tmp_path / "g8", "generator", 2, "--vae", str(tmp_path / "v8/vae.safetensors"),
+                 "--lr", "0.05", "--warmup-steps", "1") == 0  # far from a fresh init
+    g8 = str(tmp_path / "g8/generator.safetensors")
+    capsys.readouterr()
+    assert train(pack, tmp_path / "w", "generator", 1, "--vae", str(tmp_path / "v/vae.safetensors"), "--init", g8) == 2
+    assert "--init-skip-shapes" in capsys.readouterr().err
+    assert train(pack, tmp_path / "w", "generator", 1, "--vae", str(tmp_path / "v/vae.safetensors"), "--init", g8,
+                 "--init-skip-shapes", "--lr", "1e-12") == 0
+    assert train(pack, tmp_path / "f", "generator", 1, "--vae", str(tmp_path / "v/vae.safetensors"),
+                 "--lr", "1e-12") == 0  # the same run without --init
+    init, out, fresh = (_weights(p) for p in (g8, tmp_path / "w/generator.safetensors",
+                                              tmp_path / "f/generator.safetensors"))
+    same = [k for k in out if k.startswith("dit.") and init[k].shape == out[k].shape]
+    other = [k for k in out if k.startswith("dit.") and init[k].shape != out[k].shape]
+    assert same and other  # the DiT's latent-sized layers differ, its blocks are the init's
+    assert all(torch.allclose(init[k].float(), out[k].float(), atol=1e-3) for k in same)
+    assert any(not torch.allclose(fresh[k].float(), out[k].float(), atol=1e-3) for k in same)
+    assert all(torch.allclose(fresh[k].float(), out[k].float(), atol=1e-6) for k in other)
     capsys.readouterr()
     assert train(pack, tmp_path / "bad", "vae", 1, "--latent-channels", "0") == 2
     assert "latent_channels" in capsys.readouterr().err
