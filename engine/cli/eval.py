@@ -91,6 +91,8 @@ def _vae_lines(vae: dict, counts: list[int]) -> list[str]:
              f"{'/'.join(str(w) for w in sorted({r['window_frames'] for r in clips}))} frames",
              "", "| VAE references | PSNR (dB) | SSIM |", "|---|---|---|"]
     lines += [f"| {k} | {_f(v.get(f'psnr_{k}'), '.2f')} | {_f(v.get(f'ssim_{k}'))} |" for k in counts]
+    if v.get("psnr_swap") is not None:  # near the 1-reference row: the appearance is in the latent
+        lines += [f"| 1, of another person | {_f(v['psnr_swap'], '.2f')} | {_f(v.get('ssim_swap'))} |"]
     if v.get("stream_full_psnr") is not None:
         lines += ["", "VAE as one continuous stream (frame 0 as reference; PSNR after the first second): "
                   f"whole-clip encode {_f(v['stream_full_psnr'], '.2f')} dB, 5-frame-context encode "

@@ -10,6 +10,7 @@ import math
 # (report part, per-clip key, label, +1 if higher is better / -1 if lower is better / 0 if neither)
 METRICS = (
     ("vae", "psnr_1", "VAE PSNR, 1 reference (dB)", 1),
+    ("vae", "psnr_swap", "VAE PSNR, another person's reference (dB)", 0),  # a diagnostic, no verdict
     ("vae", "stream_full_psnr", "VAE stream PSNR after 1 s (dB)", 1),
     ("generation", "gen_lipsync", "lip-sync score", 1),
     ("generation", "gen_psnr_after_1s", "PSNR to the real clip after 1 s (dB)", 1),

@@ -115,18 +115,23 @@ def _to_video(frames: np.ndarray, device, dtype) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def vae_window(vae, frames: np.ndarray, start: int, window: int, ref_counts=(0, 1, 3)) -> dict[int, dict]:
+def vae_window(vae, frames: np.ndarray, start: int, window: int, ref_counts=(0, 1, 3),
+               foreign: np.ndarray | None = None) -> dict:
     """Reconstruct frames[start:start+window] of a clip [F,H,W,3] with each reference count ->
-    {k: {"psnr", "ssim"}}. The posterior mean is decoded (what the generator is trained to produce)."""
+    {k: {"psnr", "ssim"}}, plus {"swap": ...} with `foreign` (a frame [H,W,3] of another person) as the one
+    reference: if the latent carried motion only, that decode would turn into the other person and score
+    low; if it carries the appearance, it scores close to 1 reference. The posterior mean is decoded (what
+    the generator is trained to produce)."""
     p = next(vae.parameters())
     video = _to_video(frames[start:start + window], p.device, p.dtype)  # [1,3,F,H,W]
     mean, _ = vae.encode(video)
     target = video[0].transpose(0, 1).float()  # [F,3,H,W]
+    sets = {k: frames[reference_indices(len(frames), start, window, k)] for k in ref_counts}
+    if foreign is not None:
+        sets["swap"] = foreign[None]
     out = {}
-    for k in ref_counts:
-        idx = reference_indices(len(frames), start, window, k)
-        refs = _to_video(frames[idx], p.device, p.dtype).transpose(1, 2) if idx else \
-            video.new_zeros(1, 0, *video.shape[1:2], *video.shape[3:])  # [1,R,3,H,W]
+    for k, ref_frames in sets.items():
+        refs = _to_video(ref_frames, p.device, p.dtype).transpose(1, 2)  # [1,R,3,H,W] (R may be 0)
         recon = vae.decode(mean, vae.ref_features(refs))[0].transpose(0, 1).float()  # [F,3,H,W]
         out[k] = {"psnr": float(psnr(recon, target)), "ssim": float(ssim(recon.clamp(-1, 1), target))}
     return out
@@ -149,14 +154,15 @@ def vae_stream(vae, frames: np.ndarray, n: int) -> dict[str, float]:
     return out
 
 
-def vae_clip(vae, frames: np.ndarray, cfg: EvalConfig) -> dict:
-    """Mean PSNR/SSIM over the windows of one clip -> {"windows", "psnr_<k>", "ssim_<k>"}, plus the
-    continuous-stream PSNRs of `vae_stream` when the clip has more than a second."""
+def vae_clip(vae, frames: np.ndarray, cfg: EvalConfig, foreign: np.ndarray | None = None) -> dict:
+    """Mean PSNR/SSIM over the windows of one clip -> {"windows", "psnr_<k>", "ssim_<k>"} (k: the reference
+    counts, and "swap" with `foreign` as the reference), plus the continuous-stream PSNRs of `vae_stream`
+    when the clip has more than a second."""
     window = min(cfg.window, 4 * ((len(frames) - 1) // 4) + 1)
     starts = window_starts(len(frames), window, int(round(cfg.seconds * FPS)))
-    per = [vae_window(vae, frames, s, window, cfg.ref_counts) for s in starts]
+    per = [vae_window(vae, frames, s, window, cfg.ref_counts, foreign) for s in starts]
     row: dict = {"windows": len(starts), "window_frames": window}
-    for k in cfg.ref_counts:
+    for k in (*cfg.ref_counts, *(("swap",) if foreign is not None else ())):
         row[f"psnr_{k}"] = float(np.mean([w[k]["psnr"] for w in per]))
         row[f"ssim_{k}"] = float(np.mean([w[k]["ssim"] for w in per]))
     n = 4 * ((min(len(frames), int(round(cfg.seconds * FPS))) - 1) // 4) + 1
@@ -294,9 +300,12 @@ def evaluate(weights: str | Path, pack, cfg: EvalConfig, device: str = "auto", l
     if engine is None and not cfg.vae:
         raise ValueError(f"{Path(weights).name}: a VAE export has no generation to evaluate")
     rows = []
+    rest = [o for o in pack.clips(cfg.split) if o not in clips]
     for i, c in enumerate(clips if cfg.vae else []):
         say(f"VAE {i + 1}/{len(clips)}: {c.id}")
-        rows.append({"id": c.id, **vae_clip(vae, pack.load_frames(c, size), cfg)})
+        other = next((o for o in clips[i + 1:] + clips[:i] + rest if o.identity != c.identity), None)
+        foreign = pack.load_frames(other, size, 0, 1)[0] if other is not None else None
+        rows.append({"id": c.id, **vae_clip(vae, pack.load_frames(c, size), cfg, foreign)})
     report["vae"] = {"clips": rows, "mean": _means(rows)} if cfg.vae else None
     report["generation"] = report["long"] = None
     if engine is None:

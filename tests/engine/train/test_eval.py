@@ -78,6 +78,7 @@ def test_full_model_gives_vae_and_generation_metrics(pack, weights, tmp_path, ca
     assert _finite(rep["vae"]["mean"], stream)
     out = capsys.readouterr().out
     assert "| VAE references | PSNR (dB) | SSIM |" in out and "lip-sync score" in out
+    assert _finite(rep["vae"]["mean"], ["psnr_swap", "ssim_swap"]) and "| 1, of another person |" in out
     assert "VAE as one continuous stream" in out and "PSNR to the real clip" in out
 
 
@@ -165,6 +166,7 @@ class _CopyVAE(__import__("torch").nn.Module):
 
     def ref_features(self, refs):
         self.refs_seen.append(refs.shape[1])
+        self.last_refs = refs
         return refs
 
     def decode(self, z, ref_tokens):
@@ -176,8 +178,10 @@ def test_vae_window_compares_aligned_frames_and_passes_references():
 
     frames = np.random.default_rng(0).integers(0, 256, (40, 16, 16, 3), dtype=np.uint8)
     vae = _CopyVAE()
-    res = vae_window(vae, frames, 9, 9, (0, 1, 3))
-    assert vae.refs_seen == [0, 1, 3]
+    other = np.full((16, 16, 3), 7, np.uint8)
+    res = vae_window(vae, frames, 9, 9, (0, 1, 3), foreign=other)
+    assert vae.refs_seen == [0, 1, 3, 1] and set(res) == {0, 1, 3, "swap"}
+    assert float(vae.last_refs.max()) == float(vae.last_refs.min()) == pytest.approx(7 / 127.5 - 1)  # foreign
     assert all(r["psnr"] > 90 and r["ssim"] > 0.999 for r in res.values())
 
 
@@ -194,8 +198,9 @@ def test_references_change_a_trained_like_vae():
         for p in vae.dref.parameters():
             p.add_(0.3 * torch.randn_like(p))
     frames = synth.talking_frames(synth.speech(1.6, seed=1), 25, size=32)
-    res = vae_window(vae, frames, 0, 9, (0, 3))
-    assert res[0]["psnr"] != res[3]["psnr"]
+    other = synth.talking_frames(synth.speech(0.2, seed=2), 25, size=32, motion=0)[0][::-1]  # upside down
+    res = vae_window(vae, frames, 0, 9, (0, 1, 3), foreign=other)
+    assert res[0]["psnr"] != res[3]["psnr"] and res["swap"]["psnr"] != res[1]["psnr"]
 
 
 def test_max_clips_covers_identities_round_robin():
