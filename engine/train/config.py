@@ -27,7 +27,7 @@ class TrainConfig:
     kl_weight: float = 1e-6
     freeze_encoder: bool = False  # train the decoder only: the latents (and a generator trained on them) stay valid
     latent_noise: float = 0.0  # max std of Gaussian noise on the decoder's input latent, in latent stds (a
-    # decoder robust to the generator's errors that takes the appearance from the references); 0: none
+    # decoder for the generator's imperfect latents); 0: none
     # generator
     blocks: int = 16  # blocks per training sequence
     history_noise_max: float = 0.7  # paper: noise 0..0.7 on history latents

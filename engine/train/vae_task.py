@@ -2,8 +2,8 @@
 flip/colour/zoom augmentation; loss L1 + SSIM + KL (DESIGN.md §2: no hub-weight perceptual loss).
 
 Decoder-only rounds (`freeze_encoder`) keep the latent space, so a generator trained on it stays valid; with
-`latent_noise` the decoder learns to decode imperfect latents, such as the generator's, leaning on the
-references for the appearance."""
+`latent_noise` the decoder learns to decode imperfect latents, such as the generator's (round 6: it then
+smooths what it decodes, less mouth motion; docs/TRAINING.md)."""
 from __future__ import annotations
 
 from contextlib import nullcontext
