@@ -152,6 +152,11 @@ class GeneratorTask:
         """A full model: the frozen VAE plus the EMA audio encoder and DiT."""
         return {**self.vae_state, **{k: v for k, v in ema.items() if k != UNKNOWN_AUDIO}}
 
+    def export_training_only(self, ema: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """What a continued run needs besides the export (`--init GEN --init RUN/training-only.safetensors`):
+        the learned "unknown audio" embedding, when this run trained it (else it would restart at zero)."""
+        return {UNKNOWN_AUDIO: ema[UNKNOWN_AUDIO]} if self.tcfg.video_only_share > 0 else {}
+
 
 def scale_latents(cached: list[dict], vae: CausalVAE) -> float:
     """Set vae.latent_scale so cached latents have unit std; scales the cache in place."""

@@ -24,6 +24,7 @@ from engine.train.state import EMA, load_train_state, save_train_state
 
 log = logging.getLogger(__name__)
 CKPT = Path("ckpt") / "train.safetensors"
+TRAINING_ONLY = "training-only.safetensors"  # a task's training-only EMA tensors (e.g. the unknown audio)
 
 
 def lr_at(tcfg: TrainConfig, step: int) -> float:
@@ -106,6 +107,9 @@ def train(task, cfg: EngineConfig, tcfg: TrainConfig, run_dir: Path, *, resume: 
         save_train_state(run_dir / CKPT, cfg, tcfg, step, module, ema, opt, shard)
         save_weights(run_dir / f"{task.name}.safetensors", task.export(ema.shadow), cfg, kind=task.name,
                      shard_bytes=shard, dtype=torch.bfloat16, extra={"step": str(step)})
+        own = getattr(task, "export_training_only", lambda _: {})(ema.shadow)
+        if own:  # tensors the app never loads, kept apart so the export stays a loadable model
+            save_weights(run_dir / TRAINING_ONLY, own, cfg, kind="training-only", extra={"step": str(step)})
     if world > 1:
         dist.barrier()
     return {"step": step, "steps_run": step - first_step, "last_loss": losses[-1] if losses else None,

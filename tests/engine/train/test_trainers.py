@@ -316,11 +316,22 @@ def test_video_only_clips_train_with_the_unknown_audio(mixed_pack, tmp_path, cap
     assert main(["train", "generator", "--preset", "tiny", "--latents", str(cache), "--pack", str(mixed_pack),
                  "--out", str(tmp_path / "g"), "--device", "cpu", "--max-steps", "2", "--batch", "4",
                  "--video-only-share", "0.5"]) == 0
+    # A continued run keeps the learned embedding: it is saved apart from the export and --init takes it.
+    kept = _weights(tmp_path / "g/training-only.safetensors")
+    assert list(kept) == ["video_only_audio"] and bool(kept["video_only_audio"].abs().sum() > 0)
+    assert main(["train", "generator", "--preset", "tiny", "--latents", str(cache), "--pack", str(mixed_pack),
+                 "--out", str(tmp_path / "g2"), "--device", "cpu", "--max-steps", "0", "--video-only-share", "0.5",
+                 "--init", str(tmp_path / "g/generator.safetensors"),
+                 "--init", str(tmp_path / "g/training-only.safetensors")]) == 0
+    assert torch.equal(_weights(tmp_path / "g2/training-only.safetensors")["video_only_audio"],
+                       kept["video_only_audio"])
     assert main(["train", "generator", "--preset", "tiny", "--latents", str(cache), "--out", str(tmp_path / "x"),
                  "--device", "cpu", "--max-steps", "1", "--video-only-share", "1.5"]) == 2
     talking_only = tmp_path / "talking.safetensors"  # built without the flag: the mute clip is not in it
     assert train(mixed_pack, tmp_path / "g1", "generator", 0, "--vae", str(tmp_path / "vae/vae.safetensors"),
                  "--save-latents", str(talking_only)) == 0
+    assert (tmp_path / "g1/generator.safetensors").exists()
+    assert not (tmp_path / "g1/training-only.safetensors").exists()  # runs without the share have none
     assert main(["train", "generator", "--preset", "tiny", "--latents", str(talking_only), "--out",
                  str(tmp_path / "y"), "--device", "cpu", "--max-steps", "1", "--video-only-share", "0.3"]) == 2
     assert "no clips without usable audio" in capsys.readouterr().err
