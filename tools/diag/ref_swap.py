@@ -7,6 +7,8 @@ decode would look like B; if it carries the appearance, it stays A and scores as
   own     : PSNR(decode(z_A, ref_A), A)
   swapped : PSNR(decode(z_A, ref_B), A)   close to `own` -> the reference adds little
   to_B    : PSNR(decode(z_A, ref_B), B's frames)
+`avacast eval` reports `swapped` for every eval clip as the VAE row "1, of another person" (windowed encode);
+this tool adds the picture sheet and `to_B`, on the generator's 5-frame-context latents.
 Usage: PYTHONPATH=. python tools/diag/ref_swap.py --weights MODEL --pack VALPACK [--pairs 6] [--sheet OUT.png]
 """
 from __future__ import annotations
