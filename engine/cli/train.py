@@ -46,6 +46,10 @@ def add_parser(sub) -> None:
                         "audio, with a learned 'unknown audio' embedding that is not exported (more identities "
                         "for the reference pathway; default 0: those clips are left out). With the CFG null "
                         "embedding instead, 0.3 held the identity better but cut lip sync (docs/TRAINING.md)")
+    p.add_argument("--mute-clips", metavar="FILE",
+                   help="generator: a text file of clip ids or id prefixes (one per line, # comments) whose "
+                        "audio is not used: they count as clips without usable audio, so they are left out, or "
+                        "drawn as video-only examples with --video-only-share (talking clips with poor lip sync)")
     p.add_argument("--self-history", type=float, metavar="P",
                    help="generator: share of examples whose history latents are the model's own one-step "
                         "predictions (error recycling against identity drift; default 0)")
@@ -195,12 +199,30 @@ def _generator_task(cfg, tcfg, args):
     except (CheckpointError, ValueError) as e:
         raise UserError(str(e).splitlines()[0]) from None
     cfg = dataclasses.replace(cfg, vae=vcfg.vae)
+    if args.mute_clips:
+        _mute(cached, args.mute_clips)
     if not any(c["audio"] is not None for c in cached):
         raise UserError("no clips with usable audio")
     if tcfg.video_only_share > 0 and all(c["audio"] is not None for c in cached):
         raise UserError("--video-only-share: no clips without usable audio here (a latent cache keeps them only "
                         "when it was built with --video-only-share)")
     return cfg, GeneratorTask(cfg, tcfg, cached, scale, vae_state)
+
+
+def _mute(cached, path):
+    import logging
+
+    from engine.train import latent_cache
+
+    try:
+        entries = latent_cache.read_clip_list(path)
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"--mute-clips: cannot read {path} ({e})") from None
+    n, unknown = latent_cache.mute(cached, entries)
+    if unknown:
+        raise UserError(f"--mute-clips: {len(unknown)} entries match no clip of the training data: "
+                        + ", ".join(unknown[:5]))
+    logging.getLogger(__name__).info("--mute-clips: the audio of %d clips is left out (%d entries)", n, len(entries))
 
 
 def _build_cache(args):

@@ -70,6 +70,24 @@ def load(path: Path, pack=None) -> tuple[EngineConfig, list[dict], float]:
     return cfg, out, float(meta["latent_scale"])
 
 
+def mute(cached: list[dict], entries: list[str]) -> tuple[int, list[str]]:
+    """Drop the audio of the clips whose id equals or starts with one of `entries` (talking clips with poor
+    lip sync): they then count as clips without usable audio. In place -> (clips muted, entries that match
+    no clip)."""
+    hits = {e: [c for c in cached if c["id"] == e or c["id"].startswith(e)] for e in entries}
+    muted = 0
+    for c in {id(c): c for found in hits.values() for c in found}.values():
+        muted += c["audio"] is not None
+        c["audio"] = None
+    return muted, [e for e, found in hits.items() if not found]
+
+
+def read_clip_list(path: str | Path) -> list[str]:
+    """One clip id (or id prefix) per line; blank lines and # comments skipped."""
+    lines = (ln.split("#", 1)[0].strip() for ln in Path(path).read_text().splitlines())
+    return [ln for ln in lines if ln]
+
+
 def load_vae(path: str | Path) -> tuple[EngineConfig, CausalVAE]:
     """The VAE of a VAE export or of a full model file."""
     from engine.io.checkpoint import load_into

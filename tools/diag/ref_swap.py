@@ -8,8 +8,9 @@ decode would look like B; if it carries the appearance, it stays A and scores as
   swapped : PSNR(decode(z_A, ref_B), A)   close to `own` -> the reference adds little
   to_B    : PSNR(decode(z_A, ref_B), B's frames)
 `avacast eval` reports `swapped` for every eval clip as the VAE row "1, of another person" (windowed encode);
-this tool adds the picture sheet and `to_B`, on the generator's 5-frame-context latents.
-Usage: PYTHONPATH=. python tools/diag/ref_swap.py --weights MODEL --pack VALPACK [--pairs 6] [--sheet OUT.png]
+this tool adds the picture sheet and `to_B`, on the generator's 5-frame-context latents, decoded as one causal
+stream (what the app decodes).
+Usage: PYTHONPATH=. python tools/diag/ref_swap.py --weights MODEL_OR_VAE --pack VALPACK [--pairs 6] [--sheet OUT.png]
 """
 from __future__ import annotations
 
@@ -20,11 +21,12 @@ import sys
 import numpy as np
 import torch
 
-from engine.api import load_engine
+from engine.runtime.session import to_uint8
+from engine.train.evaluate import load_for_eval
 from engine.train.pack import Pack
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from identity_diag import decode_stream, to_t  # noqa: E402
+from identity_diag import to_t  # noqa: E402
 
 N = 33  # frames: 9 latent frames
 
@@ -42,8 +44,13 @@ def main() -> None:
     ap.add_argument("--pairs", type=int, default=6)
     ap.add_argument("--sheet", help="PNG: per pair A, decode with ref A, decode with ref B, B (frame 20)")
     args = ap.parse_args()
-    engine = load_engine(weights=args.weights, device="cpu")
-    vae, size = engine.model.vae, engine.cfg.vae.resolution
+    _, vae, _ = load_for_eval(args.weights, device="cpu")  # a model or a VAE export
+    vae = vae.float()
+    size = vae.cfg.resolution
+
+    def decode(ref: np.ndarray, z: torch.Tensor) -> np.ndarray:  # z [1,C,T,h,w] -> [F,H,W,3] uint8
+        refs = vae.ref_features(to_t(ref[None])[None])  # [1,M,D]
+        return to_uint8(vae.decode(z, refs))
     pack = Pack(args.pack)
     by_id: dict[str, object] = {}
     for c in pack.clips("val"):
@@ -54,8 +61,8 @@ def main() -> None:
     for i in range(min(args.pairs, len(clips) - 1)):
         a, b = clips[i], clips[i + 1]
         fa, fb = pack.load_frames(a, size, count=N), pack.load_frames(b, size, count=N)
-        z = vae.encode_short_context(to_t(fa).permute(1, 0, 2, 3)[None]) * vae.latent_scale  # [1,C,T,h,w]
-        own, swap = decode_stream(engine, fa[0], z), decode_stream(engine, fb[0], z)
+        z = vae.encode_short_context(to_t(fa).permute(1, 0, 2, 3)[None])  # [1,C,T,h,w]
+        own, swap = decode(fa[0], z), decode(fb[0], z)
         rows.append((a.identity, b.identity, mean_psnr(own, fa), mean_psnr(swap, fa), mean_psnr(swap, fb)))
         print("%-28s ref %-28s own %.2f  swapped %.2f  to_B %.2f" % rows[-1], flush=True)
         tiles.append(np.concatenate([fa[20], own[20], swap[20], fb[20]], 1))

@@ -365,3 +365,41 @@ def test_self_history_replaces_the_history_of_a_share_of_examples():
         assert float(own.module(b)[0]) != loss_own
     with pytest.raises(ValueError, match="self_history"):
         TrainConfig(task="generator", self_history=1.5)
+
+
+def test_mute_clips_leaves_the_listed_clips_audio_out(pack, tmp_path, capsys, caplog):
+    """--mute-clips FILE: the listed talking clips (ids or id prefixes; poor lip sync) lose their audio, so the
+    generator leaves them out (or draws them as video-only examples); a line that matches no clip and a list
+    that mutes every clip are refused with a message, never silently ignored."""
+    from engine.train import latent_cache
+
+    cache = tmp_path / "latents.safetensors"
+    assert train(pack, tmp_path / "vae", "vae", 1) == 0
+    assert train(pack, tmp_path / "g0", "generator", 0, "--vae", str(tmp_path / "vae/vae.safetensors"),
+                 "--save-latents", str(cache)) == 0
+    _, cached, _ = latent_cache.load(cache)
+    ids = sorted(c["id"] for c in cached)
+    assert len(ids) >= 3 and all(c["audio"] is not None for c in cached)
+    bob = [i for i in ids if i.startswith("bob")]
+    lst = tmp_path / "mute.txt"
+    lst.write_text(f"# weak sync\n{ids[0]}\nbob  # every clip of bob\n\n")
+    assert latent_cache.read_clip_list(lst) == [ids[0], "bob"]
+    n, unknown = latent_cache.mute(cached, latent_cache.read_clip_list(lst))
+    assert unknown == [] and n == len({ids[0], *bob}) >= 2
+    assert sorted(c["id"] for c in cached if c["audio"] is None) == sorted({ids[0], *bob})
+
+    def run(name, text):
+        lst.write_text(text)
+        return main(["train", "generator", "--preset", "tiny", "--latents", str(cache), "--out",
+                     str(tmp_path / name), "--device", "cpu", "--max-steps", "1", "--batch", "2",
+                     "--mute-clips", str(lst)])
+
+    with caplog.at_level("INFO"):
+        assert run("g1", "bob\n") == 0
+    assert "the audio of %d clips is left out" % len(bob) in caplog.text
+    capsys.readouterr()
+    assert run("g2", "bob\nnobody_0000\n") == 2
+    err = capsys.readouterr().err
+    assert "match no clip" in err and "nobody_0000" in err
+    assert run("g3", "".join(i + "\n" for i in ids)) == 2
+    assert "no clips with usable audio" in capsys.readouterr().err
