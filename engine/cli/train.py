@@ -75,6 +75,10 @@ def add_parser(sub) -> None:
     p.add_argument("--freeze-encoder", action="store_true",
                    help="vae: train the decoder only (the latent space stays, so the generator trained on it "
                         "stays valid)")
+    p.add_argument("--encoder-jitter", type=float, metavar="S",
+                   help="vae: a random colour transform of strength S (0-1: channel gains and mixing, brightness) "
+                        "on the encoder's input only, the target and references unchanged, so the latent cannot "
+                        "carry the colours and the decoder takes them from the references (default 0)")
     p.add_argument("--latent-noise", type=float, metavar="S",
                    help="vae: Gaussian noise of up to S latent stds (uniform per example) on the decoder's "
                         "input latent: a decoder for imperfect, generated latents (default 0)")
@@ -103,7 +107,8 @@ def run(args: argparse.Namespace) -> int:
                                    ("clip_frames_start", args.clip_frames_start),
                                    ("clip_frames_end", args.clip_frames_end), ("phone_delay", args.phone_delay),
                                    ("babble", args.babble), ("video_only_share", args.video_only_share),
-                                   ("self_history", args.self_history), ("latent_noise", args.latent_noise))
+                                   ("self_history", args.self_history), ("latent_noise", args.latent_noise),
+                                   ("encoder_jitter", args.encoder_jitter))
                  if v is not None}
     try:
         tcfg = TrainConfig(task=args.task, seed=args.seed, log_every=args.log_every,

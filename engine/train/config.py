@@ -28,6 +28,9 @@ class TrainConfig:
     freeze_encoder: bool = False  # train the decoder only: the latents (and a generator trained on them) stay valid
     latent_noise: float = 0.0  # max std of Gaussian noise on the decoder's input latent, in latent stds (a
     # decoder for the generator's imperfect latents); 0: none
+    encoder_jitter: float = 0.0  # strength of a random colour transform on the encoder's input only (the target
+    # and the references stay): the latent cannot carry the colours, so the decoder takes them from the
+    # references; 0: none
     # generator
     blocks: int = 16  # blocks per training sequence
     history_noise_max: float = 0.7  # paper: noise 0..0.7 on history latents
@@ -52,6 +55,8 @@ class TrainConfig:
             raise ValueError("babble is a share in [0, 1] and video_only_share in [0, 1)")
         if self.latent_noise < 0:
             raise ValueError("latent_noise must be >= 0")
+        if not 0 <= self.encoder_jitter <= 1:
+            raise ValueError("encoder_jitter must be in [0, 1]")
         if not 0.0 <= self.self_history <= 1.0:
             raise ValueError("self_history is a share in [0, 1]")
         if self.phone_delay < 0 or self.crop_seconds < 0.5:

@@ -3,7 +3,9 @@ flip/colour/zoom augmentation; loss L1 + SSIM + KL (DESIGN.md §2: no hub-weight
 
 Decoder-only rounds (`freeze_encoder`) keep the latent space, so a generator trained on it stays valid; with
 `latent_noise` the decoder learns to decode imperfect latents, such as the generator's (round 6: it then
-smooths what it decodes, less mouth motion; docs/TRAINING.md)."""
+smooths what it decodes, less mouth motion; docs/TRAINING.md). With `encoder_jitter` the encoder sees the clip
+in random colours while the target and the references keep theirs, which pushes the colours out of the
+latent into the references (session 7: halving the latent channels alone left the appearance in the latent)."""
 from __future__ import annotations
 
 from contextlib import nullcontext
@@ -28,6 +30,17 @@ def clip_frames(tcfg: TrainConfig, step: int) -> int:
     return 4 * (k0 + int(round(frac * (k1 - k0)))) + 1
 
 
+def colour_jitter(video: torch.Tensor, strength: float, g: torch.Generator) -> torch.Tensor:
+    """Per clip of video [B,3,F,H,W] in [-1,1]: a random 3x3 colour mix around the identity (off-diagonal up
+    to strength/2), channel gains 1 +- strength and a brightness shift of up to +-strength/2 -> same shape."""
+    b = video.shape[0]
+    mix = torch.eye(3) + strength * 0.5 * (2 * torch.rand(b, 3, 3, generator=g) - 1) * (1 - torch.eye(3))
+    mix = mix * (1 + strength * (2 * torch.rand(b, 3, 1, generator=g) - 1))  # [B,3,3]
+    shift = strength * 0.5 * (2 * torch.rand(b, 1, generator=g) - 1)  # [B,1]
+    out = torch.einsum("bij,bjfhw->bifhw", mix.to(video), video) + shift.to(video).view(b, 1, 1, 1, 1)
+    return out.clamp(-1, 1)
+
+
 class VAEStep(nn.Module):
     """The trained module; forward returns the loss so DDP sees one call per step."""
 
@@ -40,11 +53,12 @@ class VAEStep(nn.Module):
                 getattr(self.vae, part).requires_grad_(False)
 
     def forward(self, video: torch.Tensor, refs: torch.Tensor, noise: torch.Tensor, tcfg: TrainConfig,
-                corrupt: tuple[torch.Tensor, torch.Tensor] | None = None):
-        """video [B,3,F,H,W], refs [B,R,3,H,W], noise like the latent, corrupt = (sigma [B] in latent stds,
-        noise like the latent) or None -> (loss, logs)."""
+                corrupt: tuple[torch.Tensor, torch.Tensor] | None = None, enc_video: torch.Tensor | None = None):
+        """video [B,3,F,H,W] (the target), refs [B,R,3,H,W], noise like the latent, corrupt = (sigma [B] in
+        latent stds, noise like the latent) or None, enc_video: what the encoder sees instead of video (a
+        colour-jittered copy) or None -> (loss, logs)."""
         with torch.no_grad() if self.freeze_encoder else nullcontext():
-            mean, logvar = self.vae.encode(video)
+            mean, logvar = self.vae.encode(video if enc_video is None else enc_video)
         z = mean + torch.exp(0.5 * logvar) * noise
         if corrupt is not None:
             sigma, extra = corrupt
@@ -92,10 +106,13 @@ class VAETask:
         if self.tcfg.latent_noise > 0:  # drawn last: runs without it keep their batches
             sigma = self.tcfg.latent_noise * torch.rand(len(videos), generator=g)
             out["corrupt"] = (sigma.to(device), torch.randn(shape, generator=g).to(device))
+        if self.tcfg.encoder_jitter > 0:  # drawn after everything else, likewise
+            out["enc_video"] = colour_jitter(video, self.tcfg.encoder_jitter, g).to(device)
         return out
 
     def loss(self, module: nn.Module, batch: dict):
-        return module(batch["video"], batch["refs"], batch["noise"], self.tcfg, batch.get("corrupt"))
+        return module(batch["video"], batch["refs"], batch["noise"], self.tcfg, batch.get("corrupt"),
+                      batch.get("enc_video"))
 
     def export(self, ema: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """EMA VAE weights under the `vae.` prefix of a full model."""

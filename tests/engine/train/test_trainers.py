@@ -403,3 +403,36 @@ def test_mute_clips_leaves_the_listed_clips_audio_out(pack, tmp_path, capsys, ca
     assert "match no clip" in err and "nobody_0000" in err
     assert run("g3", "".join(i + "\n" for i in ids)) == 2
     assert "no clips with usable audio" in capsys.readouterr().err
+
+
+def test_encoder_jitter_recolours_only_what_the_encoder_sees(pack, tmp_path, monkeypatch):
+    """--encoder-jitter S: the encoder gets a recoloured copy of the clip, while the loss still compares the
+    decode with the original clip and the references keep their colours; other batch tensors stay as without
+    it (drawn last), and S outside [0, 1] is refused."""
+    from engine.config import EngineConfig
+    from engine.train.config import TrainConfig
+    from engine.train.data import load_clips, step_generator
+    from engine.train.vae_task import VAETask
+
+    cfg, p = EngineConfig.tiny(), Pack(pack)
+    clips = load_clips(p, p.clips("train"), 32, False, 1)
+    plain = VAETask(cfg, TrainConfig(batch=2), clips)
+    jit = VAETask(cfg, TrainConfig(batch=2, encoder_jitter=0.5), clips)
+    a = plain.batch(step_generator(0, 5), 5, torch.device("cpu"))
+    b = jit.batch(step_generator(0, 5), 5, torch.device("cpu"))
+    assert "enc_video" not in a and all(torch.equal(a[k], b[k]) for k in a)
+    enc = b["enc_video"]
+    assert enc.shape == b["video"].shape and float(enc.abs().max()) <= 1
+    assert float((enc - b["video"]).abs().mean()) > 0.02  # visibly recoloured
+    seen = []
+    real_encode = jit.module.vae.encode
+    monkeypatch.setattr(jit.module.vae, "encode", lambda v: (seen.append(v), real_encode(v))[1])
+    with torch.no_grad():
+        loss_jit = jit.loss(jit.module, b)[0]
+        loss_plain = jit.loss(jit.module, a)[0]
+    assert torch.equal(seen[0], enc) and torch.equal(seen[1], a["video"])
+    assert not torch.equal(loss_jit, loss_plain)  # same target, other latent
+    with pytest.raises(ValueError, match="encoder_jitter"):
+        TrainConfig(encoder_jitter=1.5)
+    assert train(pack, tmp_path / "bad", "vae", 1, "--encoder-jitter", "-1") == 2
+    assert train(pack, tmp_path / "run", "vae", 1, "--encoder-jitter", "0.3") == 0
