@@ -8,8 +8,13 @@
 #   vae MIN INIT [args]   train the VAE on /root/keep/pack from INIT -> /root/keep/vrun; a decoder-only round
 #                         (round 6, keeps the latents and the generator valid): --freeze-encoder --batch 4
 #                         --lr 1e-4 --clip-frames-start 17 --clip-frames-end 17 --total-steps 4000 --resume,
-#                         3.8 steps/s on an H100. Run VAE rounds alone: three at once ran 0.76 steps/s each
-#   gen MIN VAE INIT [args]  latents of /root/keep/pack (5-frame context) + generator from INIT -> /root/keep/grun
+#                         3.8 steps/s on an H100. Run VAE rounds alone: three at once ran 0.76 steps/s each.
+#                         Round 7 (16 latent channels, from a 32-channel VAE): --latent-channels 16
+#                         --init-skip-shapes, then 25-frame clips (1.7 steps/s, 41 GiB). Loading the pack takes
+#                         ~1.5 min outside --time-budget-min: keep MIN <= 8 in a 10-minute call. The export is
+#                         copied to $OUT every call (a machine given back takes /root/keep with it)
+#   gen MIN VAE INIT [args]  latents of /root/keep/pack (5-frame context) + generator from INIT -> /root/keep/grun;
+#                         on the whole split: --mute-clips tools/weak_sync_clips.txt --video-only-share 0.3
 #   multi MIN LATENTS INIT NAME:FLAGS...  several generator runs at once on one GPU (round 5: three runs
 #                         at 3.3-3.9 steps/s each vs 6.2 alone) from a latent cache -> /root/keep/NAME
 #   model NAME VAE GEN    release VAE + GEN as /root/keep/NAME/avacast-base (6 shards)
@@ -30,7 +35,8 @@ case $step in
     ls $K ;;
   vae)
     python3 -m engine.cli train vae --preset base --pack $K/pack --out $K/vrun --init "$2" --time-budget-min "$1" \
-      --log-every 100 --shard-mb 15 "${@:3}" 2>&1 | grep -v Warning | tail -12 ;;
+      --log-every 100 --shard-mb 15 "${@:3}" 2>&1 | grep -v Warning | tail -12
+    cp $K/vrun/vae*.safetensors "$OUT"/ ;;
   gen)
     python3 -m engine.cli train generator --preset base --pack $K/pack --vae "$2" --init "$3" --out $K/grun \
       --save-latents $K/latents/cache.safetensors --time-budget-min "$1" --log-every 200 --shard-mb 15 "${@:4}" \
