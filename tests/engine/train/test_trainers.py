@@ -95,7 +95,9 @@ def test_freeze_encoder_trains_the_decoder_only(pack, tmp_path):
     assert decoder and any(not torch.equal(init[k], out[k]) for k in decoder)
 
 
-def test_latent_noise_corrupts_the_decoder_input_and_keeps_other_batches(pack):
+def _vae_batches_with(pack, step, **option):
+    """VAE tasks without and with a training option on the tiny pack, and their batches of one step ->
+    (plain task, task, plain batch, batch)."""
     from engine.config import EngineConfig
     from engine.train.config import TrainConfig
     from engine.train.data import load_clips, step_generator
@@ -103,10 +105,14 @@ def test_latent_noise_corrupts_the_decoder_input_and_keeps_other_batches(pack):
 
     cfg, p = EngineConfig.tiny(), Pack(pack)
     clips = load_clips(p, p.clips("train"), 32, False, 1)
-    plain = VAETask(cfg, TrainConfig(batch=2), clips)
-    noisy = VAETask(cfg, TrainConfig(batch=2, latent_noise=2.0), clips)
-    a = plain.batch(step_generator(0, 3), 3, torch.device("cpu"))
-    b = noisy.batch(step_generator(0, 3), 3, torch.device("cpu"))
+    tasks = VAETask(cfg, TrainConfig(batch=2), clips), VAETask(cfg, TrainConfig(batch=2, **option), clips)
+    return (*tasks, *(t.batch(step_generator(0, step), step, torch.device("cpu")) for t in tasks))
+
+
+def test_latent_noise_corrupts_the_decoder_input_and_keeps_other_batches(pack):
+    from engine.train.config import TrainConfig
+
+    plain, noisy, a, b = _vae_batches_with(pack, 3, latent_noise=2.0)
     assert "corrupt" not in a and all(torch.equal(a[k], b[k]) for k in a)
     sigma, extra = b["corrupt"]
     assert sigma.shape == (2,) and bool(((sigma >= 0) & (sigma <= 2.0)).all()) and extra.shape == b["noise"].shape
@@ -409,17 +415,9 @@ def test_encoder_jitter_recolours_only_what_the_encoder_sees(pack, tmp_path, mon
     """--encoder-jitter S: the encoder gets a recoloured copy of the clip, while the loss still compares the
     decode with the original clip and the references keep their colours; other batch tensors stay as without
     it (drawn last), and S outside [0, 1] is refused."""
-    from engine.config import EngineConfig
     from engine.train.config import TrainConfig
-    from engine.train.data import load_clips, step_generator
-    from engine.train.vae_task import VAETask
 
-    cfg, p = EngineConfig.tiny(), Pack(pack)
-    clips = load_clips(p, p.clips("train"), 32, False, 1)
-    plain = VAETask(cfg, TrainConfig(batch=2), clips)
-    jit = VAETask(cfg, TrainConfig(batch=2, encoder_jitter=0.5), clips)
-    a = plain.batch(step_generator(0, 5), 5, torch.device("cpu"))
-    b = jit.batch(step_generator(0, 5), 5, torch.device("cpu"))
+    _, jit, a, b = _vae_batches_with(pack, 5, encoder_jitter=0.5)
     assert "enc_video" not in a and all(torch.equal(a[k], b[k]) for k in a)
     enc = b["enc_video"]
     assert enc.shape == b["video"].shape and float(enc.abs().max()) <= 1
