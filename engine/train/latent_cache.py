@@ -74,12 +74,14 @@ def mute(cached: list[dict], entries: list[str]) -> tuple[int, list[str]]:
     """Drop the audio of the clips whose id equals or starts with one of `entries` (talking clips with poor
     lip sync): they then count as clips without usable audio. In place -> (clips muted, entries that match
     no clip)."""
-    hits = {e: [c for c in cached if c["id"] == e or c["id"].startswith(e)] for e in entries}
-    muted = 0
-    for c in {id(c): c for found in hits.values() for c in found}.values():
-        muted += c["audio"] is not None
-        c["audio"] = None
-    return muted, [e for e, found in hits.items() if not found]
+    used, muted = set(), 0
+    for c in cached:
+        matched = {e for e in entries if c["id"].startswith(e)}  # an exact id is its own prefix
+        if matched:
+            used |= matched
+            muted += c["audio"] is not None
+            c["audio"] = None
+    return muted, [e for e in entries if e not in used]
 
 
 def read_clip_list(path: str | Path) -> list[str]:
