@@ -111,8 +111,13 @@ class DiTConfig:
     block_frames: int = 1  # latent frames per causal block (paper: 4)
     window_frames: int = 16  # latent frames visible to a block, itself included (paper: 32)
     rope_split: tuple[int, int, int] = (16, 24, 24)  # head dims rotated by (t, y, x); rest unrotated
+    # 0: the flow makes latents. > 0: it makes (latent - mean reference latent) x ref_residual, so the
+    # person's static appearance comes from the references by construction and the flow only makes what
+    # moves (ours, session 8; set by `train generator --ref-residual` to give that residual unit std)
+    ref_residual: float = 0.0
 
     def __post_init__(self) -> None:
+        _check(self.ref_residual >= 0, "ref_residual >= 0")
         _check(self.window_frames % self.block_frames == 0, "window must be whole blocks")
         _check(self.window_frames > self.block_frames, "window must hold past blocks")
         _check(sum(self.rope_split) <= self.head_dim, "rope_split exceeds head_dim")

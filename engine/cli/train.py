@@ -53,6 +53,10 @@ def add_parser(sub) -> None:
     p.add_argument("--self-history", type=float, metavar="P",
                    help="generator: share of examples whose history latents are the model's own one-step "
                         "predictions (error recycling against identity drift; default 0)")
+    p.add_argument("--ref-residual", action="store_true",
+                   help="generator: the flow makes each latent's departure from the mean reference latent "
+                        "(scaled to unit std) instead of the latent, so the portrait's appearance is kept by "
+                        "construction; the model records it (a warm start from a plain generator relearns its output)")
     p.add_argument("--babble", type=float, metavar="P",
                    help="audio: share of examples with 1-3 other voices mixed in 5-25 dB below (default 0; "
                         "0.4 made real pauses silent but soft speech too: docs/TRAINING.md)")
@@ -206,6 +210,14 @@ def _generator_task(cfg, tcfg, args):
     cfg = dataclasses.replace(cfg, vae=vcfg.vae)
     if args.mute_clips:
         _mute(cached, args.mute_clips)
+    if args.ref_residual:
+        import logging
+
+        from engine.train.gen_task import residual_scale
+
+        scale = residual_scale([c for c in cached if c["audio"] is not None])
+        logging.getLogger(__name__).info("--ref-residual: residual scale %.4f", scale)
+        cfg = dataclasses.replace(cfg, dit=dataclasses.replace(cfg.dit, ref_residual=scale))
     if not any(c["audio"] is not None for c in cached):
         raise UserError("no clips with usable audio")
     if tcfg.video_only_share > 0 and all(c["audio"] is not None for c in cached):

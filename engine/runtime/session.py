@@ -121,6 +121,10 @@ class Session:
             raise ValueError("anchor_first needs 1-latent-frame blocks (dit.block_frames = 1)")
         # [1,C,1,h,w]: the first portrait as latent 0 (without references there is nothing to anchor on)
         self._anchor = ref_lat[:, 0].unsqueeze(2) if ref_lat.shape[1] else None
+        self._residual = self.cfg.dit.ref_residual  # > 0: the flow makes (latent - offset) * this
+        if self._residual and not ref_lat.shape[1]:
+            raise ValueError("this model makes the portrait's motion, not the portrait: give a reference image")
+        self._offset = ref_lat.mean(1).unsqueeze(2) if self._residual else None  # [1,C,1,h,w] mean ref latent
         tok = dit.ref_tokens(ref_lat)
         if self._use_cfg:
             tok = torch.cat([tok, dit.ref_tokens(ref_lat, drop=torch.ones(1, dtype=torch.bool, device=self.device))])
@@ -318,13 +322,17 @@ class Session:
         """Block 0 of an anchored stream: the portrait's latent, committed as history like a sampled block
         (clean: training noises history only to make the model robust to it)."""
         b, x0 = audio.shape[0], self._anchor
+        if self._residual:
+            x0 = (x0 - self._offset) * self._residual
         t_hist = torch.zeros((b,), device=self.device, dtype=self.dtype)
         self.model.dit.commit(self._cache, x0.expand(b, -1, -1, -1, -1), audio, t_hist)  # writes, advances
         return x0
 
     def _decode(self, x0: torch.Tensor) -> torch.Tensor:
-        """x0 [1,C,bf,h,w] -> video [1,3,F,H,W] through the causal decoder state."""
+        """x0 [1,C,bf,h,w] (the flow's output) -> video [1,3,F,H,W] through the causal decoder state."""
         vae = self.model.vae
+        if self._residual:  # back from the reference residual to latents
+            x0 = x0 / self._residual + self._offset
         if self._graphs_on() and self._dec_state.started:
             if self._decode_graph is None or self._decode_graph.shape != tuple(x0.shape):
                 self._decode_graph = DecodeGraph(vae, x0, self._ref_e1, self._dec_state, self._fuse)

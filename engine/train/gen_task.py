@@ -124,7 +124,9 @@ class GeneratorTask:
             refs.append(c["refs"][torch.randint(c["refs"].shape[0], (r,), generator=g)])
             j0s.append(j0)
         shift = self.cfg.sampler.shift
-        x = torch.stack(x0)
+        x, ref = torch.stack(x0), torch.stack(refs)  # [B,C,T,h,w], [B,r,C,h,w]
+        if self.cfg.dit.ref_residual:  # what the flow makes: the latents' departure from the references
+            x = to_residual(x, ref, self.cfg.dit.ref_residual)
         mute = torch.tensor(silent)
         out = {
             "x0": x.to(device), "noise": torch.randn(x.shape, generator=g).to(device),
@@ -133,7 +135,7 @@ class GeneratorTask:
             "t_hist": (torch.rand(b, nb, generator=g) * tc.history_noise_max).to(device),
             "audio": [a.to(device) for a in audio], "j0": j0s,
             "first": torch.tensor([j == 0 for j in j0s], device=device),
-            "refs": torch.stack(refs).to(device),
+            "refs": ref.to(device),
             "drop_audio": ((torch.rand(b, generator=g) < tc.audio_drop) & ~mute).to(device),
             "video_only": mute.to(device),
             "drop_refs": (torch.rand(b, generator=g) < tc.ref_drop).to(device),
@@ -156,6 +158,19 @@ class GeneratorTask:
         """What a continued run needs besides the export (`--init GEN --init RUN/training-only.safetensors`):
         the learned "unknown audio" embedding, when this run trained it (else it would restart at zero)."""
         return {UNKNOWN_AUDIO: ema[UNKNOWN_AUDIO]} if self.tcfg.video_only_share > 0 else {}
+
+
+def to_residual(x: torch.Tensor, refs: torch.Tensor, scale: float) -> torch.Tensor:
+    """Latents [B,C,T,h,w] -> (x - mean reference latent) * scale; refs [B,R,C,h,w], R >= 1."""
+    return (x - refs.mean(1).unsqueeze(2)) * scale
+
+
+def residual_scale(cached: list[dict]) -> float:
+    """1 / std of the cached (scaled) latents minus one reference latent of their clip: the unit-std scale
+    of `DiTConfig.ref_residual` for one portrait, the app's usual case (more references average to a
+    smaller residual)."""
+    res = torch.cat([(c["latents"] - c["refs"][0].unsqueeze(1)).flatten() for c in cached])
+    return 1.0 / max(res.std().item(), 1e-6)
 
 
 def scale_latents(cached: list[dict], vae: CausalVAE) -> float:

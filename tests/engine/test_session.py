@@ -134,3 +134,55 @@ def test_anchored_stream_starts_on_the_portrait(tiny_engine, portrait, speech):
     cfg = dataclasses.replace(eng.cfg, dit=dataclasses.replace(eng.cfg.dit, block_frames=2))
     with pytest.raises(ValueError, match="anchor_first"):
         Session(build_model(cfg), [portrait], 0, eng.device, eng.dtype, False, anchored)
+
+
+def _residual_engine(eng, scale=2.0):
+    """The tiny engine's weights under a config whose flow makes reference residuals."""
+    import dataclasses
+
+    from engine.api import build_model
+
+    cfg = dataclasses.replace(eng.cfg, dit=dataclasses.replace(eng.cfg.dit, ref_residual=scale))
+    model = build_model(cfg)
+    model.load_state_dict(eng.model.state_dict())
+    return model
+
+
+def test_a_ref_residual_model_decodes_its_output_around_the_portrait(tiny_engine, portrait, speech, monkeypatch):
+    """dit.ref_residual: the flow's output is (latent - mean reference latent) * scale, so a zero output
+    shows the portrait's own latent, and an anchored stream's latent 0 is still the portrait exactly."""
+    import dataclasses
+
+    import torch
+
+    from engine.nn.conv import StreamState
+    from engine.runtime.session import Session, prepare_references, to_uint8
+
+    eng = tiny_engine
+    model = _residual_engine(eng)
+    anchored = dataclasses.replace(eng.cfg.sampler, anchor_first=True)
+    s = Session(model, [portrait], 3, eng.device, eng.dtype, False, anchored)
+    s.push_audio(speech[:16000], 16000)
+    frames = s.step() + s.flush()
+    vae = model.vae
+    with torch.no_grad():
+        e1, lat = vae.encode_refs(prepare_references([portrait], eng.cfg.vae.resolution))
+        direct = to_uint8(vae.decode(lat[:, 0].unsqueeze(2), e1, StreamState()))  # [1,H,W,3]
+    assert np.abs(frames[0].rgb.astype(int) - direct[0].astype(int)).max() <= 1
+
+    still = Session(model, [portrait], 3, eng.device, eng.dtype, False)
+    monkeypatch.setattr(still, "_denoise", lambda audio: torch.zeros_like(still._offset))  # no motion at all
+    still.push_audio(speech[:16000], 16000)
+    out = still.step() + still.flush()
+    assert np.abs(out[0].rgb.astype(int) - direct[0].astype(int)).max() <= 1
+    plain = Session(eng.model, [portrait], 3, eng.device, eng.dtype, False)
+    monkeypatch.setattr(plain, "_denoise", lambda audio: torch.zeros_like(still._offset))
+    plain.push_audio(speech[:16000], 16000)
+    assert not np.array_equal((plain.step() + plain.flush())[0].rgb, out[0].rgb)  # a plain model: latent 0
+
+
+def test_a_ref_residual_model_needs_a_portrait(tiny_engine):
+    from engine.runtime.session import Session
+
+    with pytest.raises(ValueError, match="give a reference image"):
+        Session(_residual_engine(tiny_engine), [], 0, tiny_engine.device, tiny_engine.dtype, False)

@@ -373,16 +373,22 @@ def test_self_history_replaces_the_history_of_a_share_of_examples():
         TrainConfig(task="generator", self_history=1.5)
 
 
-def test_mute_clips_leaves_the_listed_clips_audio_out(pack, tmp_path, capsys, caplog):
+@pytest.fixture(scope="module")
+def cache(pack, tmp_path_factory):
+    """A latent cache of the pack (a 1-step VAE, talking clips): generator runs without the VAE."""
+    tmp = tmp_path_factory.mktemp("cache")
+    assert train(pack, tmp / "vae", "vae", 1) == 0
+    assert train(pack, tmp / "g0", "generator", 0, "--vae", str(tmp / "vae/vae.safetensors"),
+                 "--save-latents", str(tmp / "latents.safetensors")) == 0
+    return tmp / "latents.safetensors"
+
+
+def test_mute_clips_leaves_the_listed_clips_audio_out(cache, tmp_path, capsys, caplog):
     """--mute-clips FILE: the listed talking clips (ids or id prefixes; poor lip sync) lose their audio, so the
     generator leaves them out (or draws them as video-only examples); a line that matches no clip and a list
     that mutes every clip are refused with a message, never silently ignored."""
     from engine.train import latent_cache
 
-    cache = tmp_path / "latents.safetensors"
-    assert train(pack, tmp_path / "vae", "vae", 1) == 0
-    assert train(pack, tmp_path / "g0", "generator", 0, "--vae", str(tmp_path / "vae/vae.safetensors"),
-                 "--save-latents", str(cache)) == 0
     _, cached, _ = latent_cache.load(cache)
     ids = sorted(c["id"] for c in cached)
     assert len(ids) >= 3 and all(c["audio"] is not None for c in cached)
@@ -434,3 +440,43 @@ def test_encoder_jitter_recolours_only_what_the_encoder_sees(pack, tmp_path, mon
         TrainConfig(encoder_jitter=1.5)
     assert train(pack, tmp_path / "bad", "vae", 1, "--encoder-jitter", "-1") == 2
     assert train(pack, tmp_path / "run", "vae", 1, "--encoder-jitter", "0.3") == 0
+
+
+def test_ref_residual_trains_the_flow_on_the_departure_from_the_references(cache, tmp_path, capsys, caplog):
+    """--ref-residual: the flow's target is (latent - mean reference latent) * scale, the scale gives that
+    residual unit std, the export records it, and the model it makes renders; other batch draws stay."""
+    import dataclasses
+
+    from engine.api import load_engine
+    from engine.train import latent_cache
+    from engine.train.config import TrainConfig
+    from engine.train.data import step_generator
+    from engine.train.gen_task import GeneratorTask, residual_scale
+
+    cfg, cached, _ = latent_cache.load(cache)
+    scale = residual_scale(cached)
+    res = torch.cat([(c["latents"] - c["refs"][0].unsqueeze(1)).flatten() for c in cached])
+    assert float((res * scale).std()) == pytest.approx(1.0, rel=1e-4)
+    tcfg = TrainConfig(task="generator", batch=3, blocks=2)
+    rcfg = dataclasses.replace(cfg, dit=dataclasses.replace(cfg.dit, ref_residual=scale))
+    cpu = torch.device("cpu")
+    a = GeneratorTask(cfg, tcfg, cached, 1.0).batch(step_generator(0, 1), 1, cpu)
+    b = GeneratorTask(rcfg, tcfg, cached, 1.0).batch(step_generator(0, 1), 1, cpu)
+    torch.testing.assert_close(b["x0"], (a["x0"] - a["refs"].mean(1).unsqueeze(2)) * scale)
+    assert not torch.allclose(a["x0"], b["x0"])
+    assert all(torch.equal(a[k], b[k]) for k in ("refs", "noise", "t", "t_hist", "drop_refs"))
+
+    with caplog.at_level("INFO"):
+        assert main(["train", "generator", "--preset", "tiny", "--latents", str(cache), "--out", str(tmp_path / "g"),
+                     "--device", "cpu", "--max-steps", "2", "--batch", "2", "--ref-residual"]) == 0
+    assert "residual scale %.4f" % scale in caplog.text
+    assert load_weights(tmp_path / "g/generator.safetensors")[0].dit.ref_residual == pytest.approx(scale)
+    capsys.readouterr()
+    out = tmp_path / "model.safetensors"
+    assert main(["release", "--vae", str(cache.parent / "vae/vae.safetensors"), "--generator",
+                 str(tmp_path / "g/generator.safetensors"), "--out", str(out)]) == 0
+    engine = load_engine(weights=out, device="cpu")
+    assert engine.cfg.dit.ref_residual == pytest.approx(scale)
+    s = engine.open_session([np.zeros((40, 40, 3), np.uint8)], seed=0)
+    s.push_audio(np.zeros(8000, np.float32), 16000)
+    assert len(s.step() + s.flush()) == 12
