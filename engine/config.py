@@ -142,9 +142,17 @@ class SamplerConfig:
     # The stream's first latent is the first reference's own latent instead of a sample (a clip that starts
     # on the portrait, as clips start on their frame 0 in training); needs 1-latent-frame blocks.
     anchor_first: bool = False
+    # Identity hold (ours, session 8): each generated latent is moved by identity_hold x (mean reference latent
+    # - a running mean of the generated latents over ~hold_seconds) before decoding. What changes fast (the
+    # mouth) passes; the slow drift of the whole face towards an average one is pulled back to the portrait.
+    # Decode side only: the generator's own history is untouched. 0: off.
+    identity_hold: float = 0.0
+    hold_seconds: float = 2.0
 
     def __post_init__(self) -> None:
         _check(self.steps >= 1, "steps >= 1")
+        _check(0.0 <= self.identity_hold <= 1.0, "identity_hold in [0, 1]")
+        _check(self.hold_seconds > 0, "hold_seconds > 0")
         _check(self.shift > 0, "shift > 0")
         _check(0.0 <= self.history_noise < 1.0, "history_noise in [0, 1)")
 

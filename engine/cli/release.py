@@ -17,6 +17,8 @@ def add_parser(sub) -> None:
     p.add_argument("--anchor-first", choices=["on", "off"],
                    help="ship the sampler with streams that start on the portrait's own latent (default: the "
                         "generator's setting)")
+    p.add_argument("--identity-hold", type=float, metavar="B",
+                   help="ship the sampler with this identity hold strength (0-1; default: the generator's setting)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,9 +36,12 @@ def run(args: argparse.Namespace) -> int:
             raise UserError("the generator was trained on latents of a different VAE architecture")
         state = {k: v for k, v in vstate.items() if k.startswith("vae.")}
         state.update(generator_tensors(gstate))
-        if args.anchor_first is not None:
-            gcfg = dataclasses.replace(gcfg, sampler=dataclasses.replace(gcfg.sampler,
-                                                                         anchor_first=args.anchor_first == "on"))
+        anchor = None if args.anchor_first is None else args.anchor_first == "on"
+        shipped = {k: v for k, v in (("anchor_first", anchor), ("identity_hold", args.identity_hold)) if v is not None}
+        try:
+            gcfg = dataclasses.replace(gcfg, sampler=dataclasses.replace(gcfg.sampler, **shipped))
+        except ValueError as e:
+            raise UserError(f"invalid sampler setting: {e}") from None
         out = Path(args.out)
         files = save_weights(out, state, gcfg, kind="model", shard_bytes=int(args.shard_mb * 2**20),
                              dtype=torch.bfloat16, extra={"generator_step": gmeta.get("step", "?")})

@@ -6,6 +6,7 @@ its audio, look-ahead included, has arrived, so chunking never changes the frame
 """
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Iterator
@@ -121,10 +122,11 @@ class Session:
             raise ValueError("anchor_first needs 1-latent-frame blocks (dit.block_frames = 1)")
         # [1,C,1,h,w]: the first portrait as latent 0 (without references there is nothing to anchor on)
         self._anchor = ref_lat[:, 0].unsqueeze(2) if ref_lat.shape[1] else None
-        self._residual = self.cfg.dit.ref_residual  # > 0: the flow makes (latent - offset) * this
+        self._residual = self.cfg.dit.ref_residual  # > 0: the flow makes (latent - ref mean) * this
         if self._residual and not ref_lat.shape[1]:
             raise ValueError("this model makes the portrait's motion, not the portrait: give a reference image")
-        self._offset = ref_lat.mean(1).unsqueeze(2) if self._residual else None  # [1,C,1,h,w] mean ref latent
+        self._ref_mean = ref_lat.mean(1).unsqueeze(2) if ref_lat.shape[1] else None  # [1,C,1,h,w]
+        self._hold_mean: torch.Tensor | None = None  # identity hold: running mean of the decoded latents
         tok = dit.ref_tokens(ref_lat)
         if self._use_cfg:
             tok = torch.cat([tok, dit.ref_tokens(ref_lat, drop=torch.ones(1, dtype=torch.bool, device=self.device))])
@@ -192,6 +194,7 @@ class Session:
             self._run_block()
         self._cache.advance_to(0)
         self._dec_state.started = False
+        self._hold_mean = None
         self._buf, self._buf0, self._total = np.zeros(0, np.float32), 0, 0
         self._next_latent = self._frames_out = 0
         self._gen.manual_seed(self._seed)
@@ -323,7 +326,7 @@ class Session:
         (clean: training noises history only to make the model robust to it)."""
         b, x0 = audio.shape[0], self._anchor
         if self._residual:
-            x0 = (x0 - self._offset) * self._residual
+            x0 = (x0 - self._ref_mean) * self._residual
         t_hist = torch.zeros((b,), device=self.device, dtype=self.dtype)
         self.model.dit.commit(self._cache, x0.expand(b, -1, -1, -1, -1), audio, t_hist)  # writes, advances
         return x0
@@ -332,12 +335,29 @@ class Session:
         """x0 [1,C,bf,h,w] (the flow's output) -> video [1,3,F,H,W] through the causal decoder state."""
         vae = self.model.vae
         if self._residual:  # back from the reference residual to latents
-            x0 = x0 / self._residual + self._offset
+            x0 = x0 / self._residual + self._ref_mean
+        x0 = self._hold(x0)
         if self._graphs_on() and self._dec_state.started:
             if self._decode_graph is None or self._decode_graph.shape != tuple(x0.shape):
                 self._decode_graph = DecodeGraph(vae, x0, self._ref_e1, self._dec_state, self._fuse)
             return self._decode_graph.run(x0)
         return vae.decode(x0 / vae.latent_scale, self._ref_e1, self._dec_state)
+
+    def _hold(self, z: torch.Tensor) -> torch.Tensor:
+        """Identity hold (`SamplerConfig.identity_hold`): z [1,C,bf,h,w] scaled latents -> each latent frame
+        moved by strength x (mean reference latent - running mean of the latents so far, itself included)."""
+        sp = self.sampler
+        if not sp.identity_hold or self._ref_mean is None:
+            return z
+        k = 1.0 - math.exp(-TEMPORAL_DOWN / FPS / sp.hold_seconds)  # running-mean weight of one latent frame
+        ref = self._ref_mean.float()
+        mean = ref if self._hold_mean is None else self._hold_mean  # starts on the portrait
+        out = []
+        for i in range(z.shape[2]):
+            mean = mean + k * (z[:, :, i : i + 1].float() - mean)
+            out.append(z[:, :, i : i + 1].float() + sp.identity_hold * (ref - mean))
+        self._hold_mean = mean
+        return torch.cat(out, dim=2).to(z.dtype)
 
     def _trim_audio(self) -> None:
         """Drop audio older than the next block's receptive field: memory stays bounded."""

@@ -171,12 +171,12 @@ def test_a_ref_residual_model_decodes_its_output_around_the_portrait(tiny_engine
     assert np.abs(frames[0].rgb.astype(int) - direct[0].astype(int)).max() <= 1
 
     still = Session(model, [portrait], 3, eng.device, eng.dtype, False)
-    monkeypatch.setattr(still, "_denoise", lambda audio: torch.zeros_like(still._offset))  # no motion at all
+    monkeypatch.setattr(still, "_denoise", lambda audio: torch.zeros_like(still._ref_mean))  # no motion at all
     still.push_audio(speech[:16000], 16000)
     out = still.step() + still.flush()
     assert np.abs(out[0].rgb.astype(int) - direct[0].astype(int)).max() <= 1
     plain = Session(eng.model, [portrait], 3, eng.device, eng.dtype, False)
-    monkeypatch.setattr(plain, "_denoise", lambda audio: torch.zeros_like(still._offset))
+    monkeypatch.setattr(plain, "_denoise", lambda audio: torch.zeros_like(still._ref_mean))
     plain.push_audio(speech[:16000], 16000)
     assert not np.array_equal((plain.step() + plain.flush())[0].rgb, out[0].rgb)  # a plain model: latent 0
 
@@ -186,3 +186,40 @@ def test_a_ref_residual_model_needs_a_portrait(tiny_engine):
 
     with pytest.raises(ValueError, match="give a reference image"):
         Session(_residual_engine(tiny_engine), [], 0, tiny_engine.device, tiny_engine.dtype, False)
+
+
+def test_identity_hold_pulls_a_drifting_face_back_to_the_portrait(tiny_engine, portrait, speech, monkeypatch):
+    """identity_hold: with strength 1 a generator stuck on some other face (a constant latent) decodes ever
+    closer to the portrait's own latent; strength 0 leaves it; a warm-up rewind restarts the running mean."""
+    import dataclasses
+
+    import torch
+
+    from engine.runtime.session import Session
+
+    eng = tiny_engine
+    c, s = eng.cfg.vae.latent_channels, eng.cfg.vae.latent_size
+    other = torch.randn((1, c, eng.cfg.dit.block_frames, s, s), generator=torch.Generator().manual_seed(1))
+
+    def decoded(hold, warm_up=False):
+        sp = dataclasses.replace(eng.cfg.sampler, identity_hold=hold, hold_seconds=0.5)
+        sess = Session(eng.model, [portrait], 3, eng.device, eng.dtype, warm_up, sp)
+        seen = []
+        monkeypatch.setattr(sess, "_denoise", lambda audio: other.clone())
+        decode = sess.model.vae.decode
+        monkeypatch.setattr(sess.model.vae, "decode", lambda z, *a: seen.append(z.clone()) or decode(z, *a))
+        sess.push_audio(speech[:32000], 16000)
+        sess.step()
+        sess.flush()
+        return sess, [z * sess.model.vae.latent_scale for z in seen]
+
+    sess, held = decoded(1.0)
+    ref = sess._ref_mean
+    gaps = [float((z - ref).abs().mean()) for z in held]
+    assert gaps[-1] < 0.05 * float((other - ref).abs().mean()) and gaps[-1] < gaps[0]
+    _, plain = decoded(0.0)
+    assert all(torch.equal(z, plain[0]) for z in plain)  # off: the generator's latent as it is
+    _, rewound = decoded(1.0, warm_up=True)  # warmed at open, before the patches: the rewind resets the mean
+    torch.testing.assert_close(rewound[0], held[0])
+    with pytest.raises(ValueError, match="identity_hold"):
+        dataclasses.replace(eng.cfg.sampler, identity_hold=1.5)
