@@ -126,7 +126,8 @@ class Session:
         if self._residual and not ref_lat.shape[1]:
             raise ValueError("this model makes the portrait's motion, not the portrait: give a reference image")
         self._ref_mean = ref_lat.mean(1).unsqueeze(2) if ref_lat.shape[1] else None  # [1,C,1,h,w]
-        self._hold_mean: torch.Tensor | None = None  # identity hold: running mean of the decoded latents
+        # identity hold: the running mean of the decoded latents (an EMA from zero, and its total weight)
+        self._hold_mean: tuple[torch.Tensor, float] | None = None
         tok = dit.ref_tokens(ref_lat)
         if self._use_cfg:
             tok = torch.cat([tok, dit.ref_tokens(ref_lat, drop=torch.ones(1, dtype=torch.bool, device=self.device))])
@@ -345,18 +346,21 @@ class Session:
 
     def _hold(self, z: torch.Tensor) -> torch.Tensor:
         """Identity hold (`SamplerConfig.identity_hold`): z [1,C,bf,h,w] scaled latents -> each latent frame
-        moved by strength x (mean reference latent - running mean of the latents so far, itself included)."""
+        moved by strength x (mean reference latent - running mean of the latents so far, itself included).
+        The running mean is exponential over ~hold_seconds and bias-corrected (the mean of what there is at
+        the start), so at strength 1 the stream starts exactly on the portrait's latent."""
         sp = self.sampler
         if not sp.identity_hold or self._ref_mean is None:
             return z
         k = 1.0 - math.exp(-TEMPORAL_DOWN / FPS / sp.hold_seconds)  # running-mean weight of one latent frame
         ref = self._ref_mean.float()
-        mean = ref if self._hold_mean is None else self._hold_mean  # starts on the portrait
+        acc, weight = (torch.zeros_like(ref), 0.0) if self._hold_mean is None else self._hold_mean
         out = []
         for i in range(z.shape[2]):
-            mean = mean + k * (z[:, :, i : i + 1].float() - mean)
-            out.append(z[:, :, i : i + 1].float() + sp.identity_hold * (ref - mean))
-        self._hold_mean = mean
+            zi = z[:, :, i : i + 1].float()
+            acc, weight = acc + k * (zi - acc), weight + k * (1.0 - weight)
+            out.append(zi + sp.identity_hold * (ref - acc / weight))
+        self._hold_mean = acc, weight
         return torch.cat(out, dim=2).to(z.dtype)
 
     def _trim_audio(self) -> None:
