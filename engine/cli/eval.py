@@ -39,6 +39,8 @@ def add_parser(sub) -> None:
     p.add_argument("--identity-hold", type=float, metavar="B",
                    help="generation: identity hold strength 0-1 (pulls the slow drift of the face back to the "
                         "portrait before decoding; default: the model's)")
+    p.add_argument("--hold-seconds", type=float, metavar="S",
+                   help="generation: time constant of the identity hold's running mean (default: the model's)")
     p.add_argument("--renders", type=int, default=1, metavar="N",
                    help="generation: renders per clip with seeds SEED..SEED+N-1, metrics averaged (one render's "
                         "lip-sync score is mostly sampling noise; default 1)")
@@ -63,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
                          seed=args.seed, long_seconds=args.long_seconds, history_noise=args.history_noise,
                          guidance=args.cfg, steps=args.steps,
                          anchor_first=None if args.anchor is None else args.anchor == "on",
-                         identity_hold=args.identity_hold,
+                         identity_hold=args.identity_hold, hold_seconds=args.hold_seconds,
                          vae=not args.generation_only, renders=args.renders)
         pack = Pack(args.pack)
         long_audio = read_audio(args.long_audio) if args.long_audio else None

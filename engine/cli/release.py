@@ -19,6 +19,8 @@ def add_parser(sub) -> None:
                         "generator's setting)")
     p.add_argument("--identity-hold", type=float, metavar="B",
                    help="ship the sampler with this identity hold strength (0-1; default: the generator's setting)")
+    p.add_argument("--hold-seconds", type=float, metavar="S",
+                   help="ship the sampler with this identity hold time constant (default: the generator's setting)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -37,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
         state = {k: v for k, v in vstate.items() if k.startswith("vae.")}
         state.update(generator_tensors(gstate))
         anchor = None if args.anchor_first is None else args.anchor_first == "on"
-        shipped = {k: v for k, v in (("anchor_first", anchor), ("identity_hold", args.identity_hold)) if v is not None}
+        shipped = {k: v for k, v in (("anchor_first", anchor), ("identity_hold", args.identity_hold),
+                                     ("hold_seconds", args.hold_seconds)) if v is not None}
         try:
             gcfg = dataclasses.replace(gcfg, sampler=dataclasses.replace(gcfg.sampler, **shipped))
         except ValueError as e:

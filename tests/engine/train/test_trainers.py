@@ -207,12 +207,12 @@ def test_latent_cache_release_and_warm_start(pack, tmp_path, capsys):
     out = tmp_path / "model.safetensors"
     assert main(["release", "--vae", str(tmp_path / "vae/vae.safetensors"), "--generator",
                  str(tmp_path / "g/generator.safetensors"), "--out", str(out), "--shard-mb", "1",
-                 "--anchor-first", "on", "--identity-hold", "0.5"]) == 0
+                 "--anchor-first", "on", "--identity-hold", "0.5", "--hold-seconds", "4"]) == 0
     assert "wrote" in capsys.readouterr().out
     from engine.api import load_engine
     engine = load_engine(weights=out, device="cpu")
     assert engine.cfg.sampler.anchor_first and not load_weights(tmp_path / "g/generator.safetensors")[0].sampler.anchor_first
-    assert engine.cfg.sampler.identity_hold == 0.5
+    assert engine.cfg.sampler.identity_hold == 0.5 and engine.cfg.sampler.hold_seconds == 4
     assert main(["release", "--vae", str(tmp_path / "vae/vae.safetensors"), "--generator",
                  str(tmp_path / "g/generator.safetensors"), "--out", str(tmp_path / "bad.safetensors"),
                  "--identity-hold", "2"]) == 2
