@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import logging
 from pathlib import Path
 
 from engine.cli import UserError
+
+log = logging.getLogger(__name__)
 
 
 def add_parser(sub) -> None:
@@ -138,11 +141,8 @@ def run(args: argparse.Namespace) -> int:
 def _warm_start(module, path: str, skip_shapes: bool = False) -> None:
     """Copy the tensors of `path` that the module has (same shapes); the rest keep their values. A tensor of
     another shape fails the warm start, unless skip_shapes (then it keeps its fresh value and is logged)."""
-    import logging
-
     from engine.io.checkpoint import CheckpointError, load_into, load_weights
 
-    log = logging.getLogger(__name__)
     try:
         _, state, _ = load_weights(path)
         if skip_shapes:
@@ -211,12 +211,10 @@ def _generator_task(cfg, tcfg, args):
     if args.mute_clips:
         _mute(cached, args.mute_clips)
     if args.ref_residual:
-        import logging
-
         from engine.train.gen_task import residual_scale
 
         scale = residual_scale([c for c in cached if c["audio"] is not None])
-        logging.getLogger(__name__).info("--ref-residual: residual scale %.4f", scale)
+        log.info("--ref-residual: residual scale %.4f", scale)
         cfg = dataclasses.replace(cfg, dit=dataclasses.replace(cfg.dit, ref_residual=scale))
     if not any(c["audio"] is not None for c in cached):
         raise UserError("no clips with usable audio")
@@ -227,8 +225,6 @@ def _generator_task(cfg, tcfg, args):
 
 
 def _mute(cached, path):
-    import logging
-
     from engine.train import latent_cache
 
     try:
@@ -239,7 +235,7 @@ def _mute(cached, path):
     if unknown:
         raise UserError(f"--mute-clips: {len(unknown)} entries match no clip of the training data: "
                         + ", ".join(unknown[:5]))
-    logging.getLogger(__name__).info("--mute-clips: the audio of %d clips is left out (%d entries)", n, len(entries))
+    log.info("--mute-clips: the audio of %d clips is left out (%d entries)", n, len(entries))
 
 
 def _build_cache(args):
