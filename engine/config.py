@@ -43,6 +43,10 @@ class VAEConfig:
     dref_head_dim: int = 64
     max_refs: int = 8
     time_kernel: int = 3  # temporal kernel of the causal convolutions
+    # Rows of `CausalVAE.motion_basis` [motion_dims, C*h*w]: the leading directions along which latents move
+    # within a clip (mouth, pose, blinks), estimated from a latent cache at release (`avacast release
+    # --motion-basis`); the identity hold leaves the first `SamplerConfig.hold_free_dims` alone. 0: none.
+    motion_dims: int = 0
 
     def __post_init__(self) -> None:
         _check(len(self.e1_time_down) == 2, "temporal compression is 4x: two time-down stages")
@@ -51,6 +55,7 @@ class VAEConfig:
         _check(self.dref_heads * self.dref_head_dim == self.e1_out, "D_ref width must equal e1_out")
         _check(self.time_kernel >= 2, "time_kernel >= 2")
         _check(self.latent_channels >= 1, "latent_channels must be >= 1")
+        _check(0 <= self.motion_dims <= self.latent_channels * self.latent_size**2, "bad motion_dims")
 
     @property
     def spatial_down(self) -> int:
@@ -148,11 +153,16 @@ class SamplerConfig:
     # Decode side only: the generator's own history is untouched. 0: off.
     identity_hold: float = 0.0
     hold_seconds: float = 2.0
+    # The hold's pull leaves out this many leading motion directions of the latent space (VAEConfig.motion_dims):
+    # the portrait's expression (an open smile) is not imposed and the slow speech/pause rhythm of the mouth
+    # is not flattened; only the identity is pulled back (session 9).
+    hold_free_dims: int = 0
 
     def __post_init__(self) -> None:
         _check(self.steps >= 1, "steps >= 1")
         _check(0.0 <= self.identity_hold <= 1.0, "identity_hold in [0, 1]")
         _check(self.hold_seconds > 0, "hold_seconds > 0")
+        _check(self.hold_free_dims >= 0, "hold_free_dims >= 0")
         _check(self.shift > 0, "shift > 0")
         _check(0.0 <= self.history_noise < 1.0, "history_noise in [0, 1)")
 

@@ -17,24 +17,30 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ... (default: auto)")
     g.add_argument("--steps", type=int, help="denoising steps (default: the model's)")
     g.add_argument("--cfg", type=float, help="guidance scale (default: the model's)")
+    g.add_argument("--identity-hold", type=float, metavar="B",
+                   help="identity hold 0-1: how strongly the slow drift of the face is pulled back to the portrait "
+                        "(0: off; default: the model's)")
+    g.add_argument("--hold-free-dims", type=int, metavar="N",
+                   help="motion directions the identity hold leaves alone (mouth, pose; default: the model's)")
 
 
 def load_engine_from_args(args: argparse.Namespace, cfg=None):
-    """Engine from `cfg` / --weights / --preset / the shipped default, with --steps/--cfg overrides."""
+    """Engine from `cfg` / --weights / --preset / the shipped default, with sampler overrides (--steps, --cfg,
+    --identity-hold, --hold-free-dims)."""
     import dataclasses
 
     from engine.api import CheckpointError, load_engine
     from engine.config import EngineConfig
 
     try:
-        steps, guidance = getattr(args, "steps", None), getattr(args, "cfg", None)
+        over = {k: getattr(args, k, None) for k in ("steps", "cfg", "identity_hold", "hold_free_dims")}
         weights, preset = getattr(args, "weights", None), getattr(args, "preset", None)
         if cfg is None and preset:
             cfg = EngineConfig.preset(preset)
         if cfg is None and weights:
             from engine.io.checkpoint import load_weights
             cfg = load_weights(weights)[0]
-        overrides = {k: v for k, v in (("steps", steps), ("cfg", guidance)) if v is not None}
+        overrides = {k: v for k, v in over.items() if v is not None}
         if cfg is not None and overrides:
             cfg = dataclasses.replace(cfg, sampler=dataclasses.replace(cfg.sampler, **overrides))
         if preset and not weights:

@@ -21,6 +21,13 @@ def add_parser(sub) -> None:
                    help="ship the sampler with this identity hold strength (0-1; default: the generator's setting)")
     p.add_argument("--hold-seconds", type=float, metavar="S",
                    help="ship the sampler with this identity hold time constant (default: the generator's setting)")
+    p.add_argument("--motion-basis", metavar="LATENTS",
+                   help="latent cache of this model's VAE (train generator --save-latents): store the leading "
+                        "within-clip motion directions of its latents, which the identity hold can leave alone")
+    p.add_argument("--motion-dims", type=int, default=64, metavar="K",
+                   help="with --motion-basis: directions stored (default 64)")
+    p.add_argument("--hold-free-dims", type=int, metavar="N",
+                   help="ship the sampler with the identity hold leaving the first N stored motion directions alone")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,17 +41,24 @@ def run(args: argparse.Namespace) -> int:
     try:
         vcfg, vstate, _ = load_weights(args.vae)
         gcfg, gstate, gmeta = load_weights(args.generator)
-        if vcfg.vae != gcfg.vae:
+        if dataclasses.replace(vcfg.vae, motion_dims=0) != dataclasses.replace(gcfg.vae, motion_dims=0):
             raise UserError("the generator was trained on latents of a different VAE architecture")
         state = {k: v for k, v in vstate.items() if k.startswith("vae.")}
         state.update(generator_tensors(gstate))
+        gcfg = dataclasses.replace(gcfg, vae=vcfg.vae)  # with the VAE file's motion basis, if it has one
+        if args.motion_basis:
+            gcfg = _add_motion_basis(gcfg, state, args.motion_basis, args.motion_dims)
         anchor = None if args.anchor_first is None else args.anchor_first == "on"
         shipped = {k: v for k, v in (("anchor_first", anchor), ("identity_hold", args.identity_hold),
-                                     ("hold_seconds", args.hold_seconds)) if v is not None}
+                                     ("hold_seconds", args.hold_seconds), ("hold_free_dims", args.hold_free_dims))
+                   if v is not None}
         try:
             gcfg = dataclasses.replace(gcfg, sampler=dataclasses.replace(gcfg.sampler, **shipped))
         except ValueError as e:
             raise UserError(f"invalid sampler setting: {e}") from None
+        if gcfg.sampler.hold_free_dims > gcfg.vae.motion_dims:
+            raise UserError(f"--hold-free-dims {gcfg.sampler.hold_free_dims}: the model stores "
+                            f"{gcfg.vae.motion_dims} motion directions (add them with --motion-basis)")
         out = Path(args.out)
         files = save_weights(out, state, gcfg, kind="model", shard_bytes=int(args.shard_mb * 2**20),
                              dtype=torch.bfloat16, extra={"generator_step": gmeta.get("step", "?")})
@@ -53,3 +67,21 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(str(e)) from None
     print(f"wrote {len(files)} file(s): " + ", ".join(f"{f.name} ({f.stat().st_size / 2**20:.1f} MiB)" for f in files))
     return 0
+
+
+def _add_motion_basis(cfg, state: dict, cache: str, dims: int):
+    """Estimate the motion directions from a latent cache into state["vae.motion_basis"] -> cfg with motion_dims."""
+    import dataclasses
+
+    from engine.train.motion import cache_latents, motion_basis
+
+    try:
+        ccfg, clips = cache_latents(cache)
+        if dataclasses.replace(ccfg, motion_dims=0) != dataclasses.replace(cfg.vae, motion_dims=0):
+            raise UserError("--motion-basis: that latent cache was made with a different VAE architecture")
+        basis, share = motion_basis(clips, dims)
+    except ValueError as e:
+        raise UserError(f"--motion-basis: {e}") from None
+    print(f"motion basis: {dims} directions span {share:.1%} of the within-clip latent variance ({len(clips)} clips)")
+    state["vae.motion_basis"] = basis
+    return dataclasses.replace(cfg, vae=dataclasses.replace(cfg.vae, motion_dims=dims))

@@ -128,6 +128,12 @@ class Session:
         self._ref_mean = ref_lat.mean(1).unsqueeze(2) if ref_lat.shape[1] else None  # [1,C,1,h,w]
         # identity hold: the running mean of the decoded latents (an EMA from zero, and its total weight)
         self._hold_mean: tuple[torch.Tensor, float] | None = None
+        free, have = self.sampler.hold_free_dims, self.cfg.vae.motion_dims
+        if free > have:
+            raise ValueError(f"hold_free_dims {free}: this model stores {have} motion directions "
+                             "(avacast release --motion-basis adds them)")
+        # [free, C*h*w]: the motion directions the hold leaves alone (engine/train/motion.py)
+        self._hold_free = vae.motion_basis[:free].float() if free else None
         tok = dit.ref_tokens(ref_lat)
         if self._use_cfg:
             tok = torch.cat([tok, dit.ref_tokens(ref_lat, drop=torch.ones(1, dtype=torch.bool, device=self.device))])
@@ -219,9 +225,11 @@ class Session:
         """Absolute 16 kHz sample count needed before the next block can run."""
         return samples_needed(self.cfg.audio, self._next_latent + self.cfg.dit.block_frames - 1)
 
-    def set_sampler(self, steps: int | None = None, cfg: float | None = None) -> None:
+    def set_sampler(self, steps: int | None = None, cfg: float | None = None,
+                    identity_hold: float | None = None) -> None:
         """Applies at the next block boundary. Guidance cannot be switched on in a session opened without it."""
-        new = replace(self.sampler, **{k: v for k, v in (("steps", steps), ("cfg", cfg)) if v is not None})
+        new = replace(self.sampler, **{k: v for k, v in (("steps", steps), ("cfg", cfg),
+                                                          ("identity_hold", identity_hold)) if v is not None})
         if new.cfg != 1.0 and not self._use_cfg:
             raise ValueError("this session was opened with CFG 1 (no guidance); reopen it to enable guidance")
         self._pending_sampler = new
@@ -359,7 +367,11 @@ class Session:
         for i in range(z.shape[2]):
             zi = z[:, :, i : i + 1].float()
             acc, weight = acc + k * (zi - acc), weight + k * (1.0 - weight)
-            out.append(zi + sp.identity_hold * (ref - acc / weight))
+            pull = ref - acc / weight  # [1,C,1,h,w]
+            if self._hold_free is not None:  # minus its part along the free motion directions
+                flat = pull.reshape(1, -1)  # [1, C*h*w]
+                pull = (flat - (flat @ self._hold_free.T) @ self._hold_free).reshape(pull.shape)
+            out.append(zi + sp.identity_hold * pull)
         self._hold_mean = acc, weight
         return torch.cat(out, dim=2).to(z.dtype)
 

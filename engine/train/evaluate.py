@@ -44,6 +44,7 @@ class EvalConfig:
     anchor_first: bool | None = None
     identity_hold: float | None = None
     hold_seconds: float | None = None
+    hold_free_dims: int | None = None
     vae: bool = True  # False: generation metrics only (the VAE windows cost most of a CPU eval)
     renders: int = 1  # generation: renders per clip (seeds seed..seed+renders-1), metrics averaged: one
     # render's lip-sync score is mostly sampling noise (v0.5: 0.168 on a GPU draw, 0.062 on a CPU draw)
@@ -286,7 +287,8 @@ def evaluate(weights: str | Path, pack, cfg: EvalConfig, device: str = "auto", l
     kind, vae, engine = load_for_eval(weights, device)
     overrides = {k: v for k, v in (("history_noise", cfg.history_noise), ("cfg", cfg.guidance),
                                    ("steps", cfg.steps), ("anchor_first", cfg.anchor_first),
-                                   ("identity_hold", cfg.identity_hold), ("hold_seconds", cfg.hold_seconds))
+                                   ("identity_hold", cfg.identity_hold), ("hold_seconds", cfg.hold_seconds),
+                                   ("hold_free_dims", cfg.hold_free_dims))
                  if v is not None}
     if engine is not None and overrides:
         sampler = dataclasses.replace(engine.cfg.sampler, **overrides)

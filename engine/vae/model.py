@@ -38,6 +38,9 @@ class CausalVAE(nn.Module):
         self.d2_out = CausalConv3d(widths[0], cfg.image_channels, 3, tk)
         # Scalar that maps posterior means to ~unit variance for the generator; set by VAE training.
         self.register_buffer("latent_scale", torch.ones(()))
+        if cfg.motion_dims:  # orthonormal rows [motion_dims, C*h*w], set at release (VAEConfig.motion_dims)
+            self.register_buffer("motion_basis", torch.zeros(cfg.motion_dims,
+                                                             cfg.latent_channels * cfg.latent_size**2))
         name_stream_modules(self)
 
     # --- encoder ------------------------------------------------------------------------

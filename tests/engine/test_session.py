@@ -190,6 +190,24 @@ def test_a_ref_residual_model_needs_a_portrait(tiny_engine):
         Session(_residual_engine(tiny_engine), [], 0, tiny_engine.device, tiny_engine.dtype, False)
 
 
+def _held_latents(model, sampler, portrait, speech, monkeypatch, make, warm_up=False):
+    """Open a session on `model` with `sampler`, let the generator output make() every block, and return
+    (session, the scaled latents reaching the decoder) for 2 s of speech."""
+    import torch
+
+    from engine.runtime.session import Session
+
+    sess = Session(model, [portrait], 3, torch.device("cpu"), torch.float32, warm_up, sampler)
+    seen = []
+    monkeypatch.setattr(sess, "_denoise", lambda audio: make())
+    decode = sess.model.vae.decode
+    monkeypatch.setattr(sess.model.vae, "decode", lambda z, *a: seen.append(z.clone()) or decode(z, *a))
+    sess.push_audio(speech[:32000], 16000)
+    sess.step()
+    sess.flush()
+    return sess, [z * sess.model.vae.latent_scale for z in seen]
+
+
 def test_identity_hold_keeps_the_motion_and_puts_the_portrait_under_it(tiny_engine, portrait, speech, monkeypatch):
     """identity_hold 1: a generator stuck on some other face that moves (two latents in turn) decodes as the
     portrait's own latent plus that motion, from the first latent on; strength 0 leaves the latents as they
@@ -199,8 +217,6 @@ def test_identity_hold_keeps_the_motion_and_puts_the_portrait_under_it(tiny_engi
 
     import torch
 
-    from engine.runtime.session import Session
-
     eng = tiny_engine
     c, s = eng.cfg.vae.latent_channels, eng.cfg.vae.latent_size
     g = torch.Generator().manual_seed(1)
@@ -209,15 +225,9 @@ def test_identity_hold_keeps_the_motion_and_puts_the_portrait_under_it(tiny_engi
 
     def decoded(hold, warm_up=False):
         sp = dataclasses.replace(eng.cfg.sampler, identity_hold=hold, hold_seconds=0.5)
-        sess = Session(eng.model, [portrait], 3, eng.device, eng.dtype, warm_up, sp)
-        seen, sign = [], itertools.cycle([1.0, -1.0])
-        monkeypatch.setattr(sess, "_denoise", lambda audio: other + next(sign) * move)
-        decode = sess.model.vae.decode
-        monkeypatch.setattr(sess.model.vae, "decode", lambda z, *a: seen.append(z.clone()) or decode(z, *a))
-        sess.push_audio(speech[:32000], 16000)
-        sess.step()
-        sess.flush()
-        return sess, [z * sess.model.vae.latent_scale for z in seen]
+        sign = itertools.cycle([1.0, -1.0])
+        return _held_latents(eng.model, sp, portrait, speech, monkeypatch, lambda: other + next(sign) * move,
+                             warm_up)
 
     sess, held = decoded(1.0)
     ref = sess._ref_mean
@@ -232,3 +242,35 @@ def test_identity_hold_keeps_the_motion_and_puts_the_portrait_under_it(tiny_engi
     torch.testing.assert_close(rewound[3], held[3])
     with pytest.raises(ValueError, match="identity_hold"):
         dataclasses.replace(eng.cfg.sampler, identity_hold=1.5)
+
+
+def test_identity_hold_leaves_the_free_motion_directions_alone(tiny_engine, portrait, speech, monkeypatch):
+    """hold_free_dims: the pull to the portrait loses its part along the model's leading motion directions
+    (the portrait's expression is not imposed: an open smile does not keep the mouth open in pauses) and keeps
+    the rest (the identity); asking for more free directions than the model stores is refused."""
+    import dataclasses
+
+    import torch
+
+    from engine.api import build_model
+    from engine.runtime.session import Session
+
+    eng = tiny_engine
+    cfg = dataclasses.replace(eng.cfg, vae=dataclasses.replace(eng.cfg.vae, motion_dims=3))
+    model = build_model(cfg)
+    model.load_state_dict(eng.model.state_dict(), strict=False)
+    d = cfg.vae.latent_channels * cfg.vae.latent_size**2
+    basis = torch.linalg.qr(torch.randn(d, 3, generator=torch.Generator().manual_seed(2)))[0].T  # [3, D]
+    model.vae.motion_basis.copy_(basis)
+    other = torch.randn((1, cfg.vae.latent_channels, 1, cfg.vae.latent_size, cfg.vae.latent_size))
+    sp = dataclasses.replace(cfg.sampler, identity_hold=1.0, hold_free_dims=2)
+    sess, held = _held_latents(model, sp, portrait, speech, monkeypatch, lambda: other)
+    free = basis[:2]
+    for z in held:  # a still generator: its running mean is itself, so the full pull would give the portrait
+        moved = (z - other).reshape(-1)
+        assert float((free @ moved).abs().max()) < 1e-4  # nothing along the free directions
+        gap = (z - sess._ref_mean).reshape(-1)
+        torch.testing.assert_close(gap, free.T @ (free @ gap), atol=1e-4, rtol=0)  # the rest is the portrait's
+    assert float((held[-1] - sess._ref_mean).abs().max()) > 1e-2  # and the free part did stay the generator's
+    with pytest.raises(ValueError, match="stores 3 motion directions"):
+        Session(model, [portrait], 0, eng.device, eng.dtype, False, dataclasses.replace(sp, hold_free_dims=4))

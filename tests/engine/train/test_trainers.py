@@ -217,6 +217,18 @@ def test_latent_cache_release_and_warm_start(pack, tmp_path, capsys):
                  str(tmp_path / "g/generator.safetensors"), "--out", str(tmp_path / "bad.safetensors"),
                  "--identity-hold", "2"]) == 2
     assert "identity_hold in [0, 1]" in capsys.readouterr().err
+    # the motion basis from the latent cache: stored with the model, orthonormal, usable by the hold
+    held = tmp_path / "held.safetensors"
+    release = ["release", "--vae", str(tmp_path / "vae/vae.safetensors"), "--generator",
+               str(tmp_path / "g/generator.safetensors"), "--motion-basis", str(cache), "--motion-dims", "4"]
+    assert main(release + ["--out", str(held), "--hold-free-dims", "3", "--identity-hold", "0.5"]) == 0
+    assert "4 directions span" in capsys.readouterr().out
+    held_engine = load_engine(weights=held, device="cpu")
+    assert held_engine.cfg.vae.motion_dims == 4 and held_engine.cfg.sampler.hold_free_dims == 3
+    basis = held_engine.model.vae.motion_basis.float()
+    torch.testing.assert_close(basis @ basis.T, torch.eye(4), atol=2e-2, rtol=0)  # bf16 storage
+    assert main(release + ["--out", str(tmp_path / "bad2.safetensors"), "--hold-free-dims", "5"]) == 2
+    assert "stores 4 motion directions" in capsys.readouterr().err
     g_state = load_weights(tmp_path / "g/generator.safetensors")[1]
     torch.testing.assert_close(engine.model.dit.null_audio, g_state["dit.null_audio"].float())
     assert engine.model.vae.latent_scale.item() == pytest.approx(g_state["vae.latent_scale"].item(), rel=1e-2)
