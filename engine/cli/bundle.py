@@ -23,6 +23,8 @@ def add_parser(sub) -> None:
     p.add_argument("--reserve-mb", type=float, default=0.0, help="room kept for code, wheels, checkpoints")
     p.add_argument("--shard", default="0/1", help="K/N: take shard K of N (default: all clips)")
     p.add_argument("--audio-only", action="store_true", help="only clips with usable audio (generator)")
+    p.add_argument("--split", default="train", choices=["train", "val"],
+                   help="which split's clips (default train; val: a compact pack for `avacast eval`)")
 
 
 def shard_of(clip_id: str, n: int) -> int:
@@ -42,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError:
         raise UserError(f"--shard must be K/N with 0 <= K < N, got {args.shard!r}") from None
     budget = (args.cap_mb - args.reserve_mb) * 2**20
-    clips = [c for c in pack.clips("train") if shard_of(c.id, n) == k and (c.audio_usable or not args.audio_only)]
+    clips = [c for c in pack.clips(args.split) if shard_of(c.id, n) == k and (c.audio_usable or not args.audio_only)]
     clips.sort(key=lambda c: (not c.audio_usable, c.id))
     out = Path(args.out)
     shutil.rmtree(out, ignore_errors=True)

@@ -179,3 +179,28 @@ def test_manifest_rules_for_usable_audio():
     assert not audio_trusted({"has_audio": "yes", "content_note": "lip sync NOT confirmed (weak)"})
     assert not audio_trusted({"has_audio": "yes", "content_note": "expressions; no audio or silent track"})
     assert not audio_trusted({"has_audio": "silent track", "content_note": ""})
+
+
+def test_bundle_takes_one_split_and_is_a_pack(pack, tmp_path, capsys):
+    """`avacast bundle`: a size-capped copy of one split's clips (talking clips first) that reads as a pack;
+    --split val makes the compact pack `avacast eval` carries to a GPU slot."""
+    import shutil
+
+    from engine.cli import main
+
+    root, index = pack
+    src = tmp_path / "pack"
+    shutil.copytree(root, src)
+    val_id = index["clips"][0]["id"]
+    edited = dict(index, clips=[dict(c, split="val" if c["id"] == val_id else "train") for c in index["clips"]])
+    (src / "index.json").write_text(json.dumps(edited))
+    assert main(["bundle", "--pack", str(src), "--out", str(tmp_path / "val"), "--split", "val"]) == 0
+    val = Pack(tmp_path / "val")
+    assert [c.id for c in val.clips("val")] == [val_id] and not val.clips("train")
+    assert main(["bundle", "--pack", str(src), "--out", str(tmp_path / "tr"), "--audio-only"]) == 0
+    train = Pack(tmp_path / "tr")
+    assert val_id not in [c.id for c in train.clips("train")]
+    assert train.clips("train") and all(c.audio_usable for c in train.clips("train"))
+    assert main(["bundle", "--pack", str(src), "--out", str(tmp_path / "none"), "--cap-mb", "0.001"]) == 0
+    assert "0 of" in capsys.readouterr().out
+    assert main(["bundle", "--pack", str(src), "--out", str(tmp_path / "x"), "--shard", "3/2"]) == 2
