@@ -116,7 +116,8 @@ class EngineBridge(QObject):
 
     # --- streaming ----------------------------------------------------------------------------
     def start(self, references: list[np.ndarray], source: AudioSource, *, steps: int | None = None,
-              cfg: float | None = None, sinks: list | None = None, seed: int = 0) -> None:
+              cfg: float | None = None, identity_hold: float | None = None, sinks: list | None = None,
+              seed: int = 0) -> None:
         if self.engine is None:
             self.error.emit("No model is loaded yet: choose a weights file in Engine settings.")
             return
@@ -124,13 +125,13 @@ class EngineBridge(QObject):
             return
         self._set_state("starting")
         self.extra_sinks = list(sinks or [])
-        self._run_worker(self._start, references, source, steps, cfg, seed)
+        self._run_worker(self._start, references, source, steps, cfg, identity_hold, seed)
 
-    def _start(self, references, source, steps, cfg, seed) -> None:
+    def _start(self, references, source, steps, cfg, identity_hold, seed) -> None:
         from engine.runtime.runner import Runner
 
         # the sampler is fixed before the session captures its graphs: no re-capture mid-stream
-        session = self.engine.open_session(references, seed=seed, steps=steps, cfg=cfg,
+        session = self.engine.open_session(references, seed=seed, steps=steps, cfg=cfg, identity_hold=identity_hold,
                                            warm_up=False)  # the runner warms it in its thread
         self.preview = PreviewSink(self.frame_ready.emit)
         runner = Runner(session, [self.preview, *self.extra_sinks],
@@ -152,9 +153,9 @@ class EngineBridge(QObject):
     def take_frame(self):
         return self.preview.take()
 
-    def set_sampler(self, steps: int | None, cfg: float | None) -> None:
+    def set_sampler(self, steps: int | None, cfg: float | None, identity_hold: float | None = None) -> None:
         if self.runner is not None:
-            self.runner.set_sampler(steps, cfg)
+            self.runner.set_sampler(steps, cfg, identity_hold)
 
     def stop(self) -> None:
         """Stop audio first (no more pushes), then the runner; releases mic, camera and session."""

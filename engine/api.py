@@ -33,10 +33,12 @@ class Engine:
         self.weights = weights
 
     def open_session(self, references: list[np.ndarray], seed: int = 0, warm_up: bool | None = None,
-                     steps: int | None = None, cfg: float | None = None) -> Session:
-        """steps/cfg override the model's sampler from the first block (graphs are captured with them);
-        warm_up (default: on GPUs): run the first KV window on silence at open, then rewind (Session)."""
-        over = {k: v for k, v in (("steps", steps), ("cfg", cfg)) if v is not None}
+                     steps: int | None = None, cfg: float | None = None,
+                     identity_hold: float | None = None) -> Session:
+        """steps/cfg/identity_hold override the model's sampler from the first block (graphs are captured with
+        them); warm_up (default: on GPUs): run the first KV window on silence at open, then rewind (Session)."""
+        over = {k: v for k, v in (("steps", steps), ("cfg", cfg), ("identity_hold", identity_hold))
+                if v is not None}
         sampler = dataclasses.replace(self.cfg.sampler, **over) if over else None
         return Session(self.model, list(references), seed, self.device, self.dtype, warm_up, sampler)
 

@@ -159,8 +159,8 @@ class MainWindow(QMainWindow):
             self.messages.show_message("\n".join(notes), "warning")
         else:
             self.messages.hide()
-        steps, cfg = self.engine_panel.sampler()
-        self.bridge.start(refs, source, steps=steps, cfg=cfg, sinks=sinks)
+        steps, cfg, hold = self.engine_panel.sampler()
+        self.bridge.start(refs, source, steps=steps, cfg=cfg, identity_hold=hold, sinks=sinks)
         return True
 
     def stop(self) -> None:

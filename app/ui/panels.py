@@ -221,6 +221,15 @@ class EnginePanel(QWidget):
         self.cfg.setValue(self.s.cfg if self.s.cfg is not None else -0.1)
         self.cfg.valueChanged.connect(self._on_sampler)
         form.addRow("Guidance (CFG)", self.cfg)
+        self.hold = QSpinBox()
+        self.hold.setRange(-1, 100)
+        self.hold.setSuffix(" %")
+        self.hold.setSpecialValueText("Model default")
+        self.hold.setValue(-1 if self.s.identity_hold is None else round(self.s.identity_hold * 100))
+        self.hold.valueChanged.connect(self._on_sampler)
+        form.addRow("Likeness hold", self.hold)
+        form.addRow(_hint("How strongly the face is kept to your portrait over time. Higher: the likeness stays "
+                          "over long talks; lower: freer expressions. 0 turns it off."))
         root.addWidget(box)
 
         model = QGroupBox("Model")
@@ -242,12 +251,14 @@ class EnginePanel(QWidget):
         root.addWidget(model)
         root.addStretch(1)
 
-    def sampler(self) -> tuple[int | None, float | None]:
-        return self.s.steps, self.s.cfg
+    def sampler(self) -> tuple[int | None, float | None, float | None]:
+        """(steps, cfg, identity_hold); None: the model's own setting."""
+        return self.s.steps, self.s.cfg, self.s.identity_hold
 
     def _on_sampler(self) -> None:
         self.s.steps = self.steps.value() or None
         self.s.cfg = None if self.cfg.value() < 0 else round(self.cfg.value(), 3)
+        self.s.identity_hold = None if self.hold.value() < 0 else self.hold.value() / 100
         self.changed.emit()
         self.sampler_changed.emit()
 

@@ -139,13 +139,18 @@ class Runner:
         self.ring.wake()
 
     # --- control ------------------------------------------------------------------------------
-    def set_sampler(self, steps: int | None = None, cfg: float | None = None) -> None:
+    def set_sampler(self, steps: int | None = None, cfg: float | None = None,
+                    identity_hold: float | None = None) -> None:
         """Change sampler settings live; the engine thread applies them at the next block boundary."""
         if steps is not None and (int(steps) != steps or steps < 1):
             raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
         if cfg is not None and not cfg >= 0:
             raise ValueError(f"cfg must be >= 0, got {cfg!r}")
+        if identity_hold is not None and not 0.0 <= identity_hold <= 1.0:
+            raise ValueError(f"identity_hold must be in [0, 1], got {identity_hold!r}")
         with self._sampler_lock:
+            if identity_hold is not None:
+                self._pending_sampler["identity_hold"] = float(identity_hold)
             if steps is not None:
                 self._pending_sampler["steps"] = int(steps)
             if cfg is not None:

@@ -36,12 +36,13 @@ def test_signals_frames_stats_and_audio_energy(qtbot, bridge, tiny_engine_factor
     source = ArraySource(speech_like(1.0), loop=False)
     with qtbot.waitSignal(bridge.state_changed, check_params_cb=lambda s: s == "running",
                           timeout=60_000):
-        bridge.start([np.full((128, 128, 3), 128, np.uint8)], source, steps=1)
+        bridge.start([np.full((128, 128, 3), 128, np.uint8)], source, steps=1, identity_hold=0.4)
     qtbot.waitUntil(lambda: source.finished.is_set(), timeout=10_000)
     qtbot.waitUntil(lambda: bridge.runner.stats().frames_out >= 20, timeout=60_000)
     qtbot.waitUntil(lambda: len(stats) > 0 and len(frames) > 0, timeout=10_000)
     assert bridge.pipeline.energy_in > 1.0  # the voice passed the gate into the engine
-    assert bridge.runner.session.sampler.steps == 1  # the UI's setting, from the session's first block
+    sampler = bridge.runner.session.sampler  # the UI's settings, from the session's first block
+    assert sampler.steps == 1 and sampler.identity_hold == 0.4
     assert frames[-1].rgb.dtype == np.uint8 and frames[-1].rgb.ndim == 3
     assert stats[-1].device.upper().startswith("CPU")
     bridge.stop()

@@ -22,6 +22,7 @@ def test_round_trip_keeps_every_field():
     s.output.mirror = True
     s.engine.steps = 6
     s.engine.cfg = 1.5
+    s.engine.identity_hold = 0.4
     s.avatars.append(Avatar(id="abc123", name="Me", images=[ImageEntry("x.png", (1, 2, 300))]))
     s.active_avatar = "abc123"
     save_settings(s)

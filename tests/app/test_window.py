@@ -118,6 +118,21 @@ def test_gate_controls_reach_the_audio_path(make_window):
     assert (s.audio.gate_threshold_db, s.audio.gate_hold_ms) == (-30.0, 400)
 
 
+def test_likeness_hold_reaches_the_running_stream_and_persists(make_window, face_png, qtbot):
+    """The Engine panel's likeness hold: saved in the settings, handed to the session at start and changed
+    live at a block boundary; "Model default" keeps the model's own."""
+    w = make_window()
+    assert w.engine_panel.hold.text() == "Model default" and w.engine_panel.sampler()[2] is None
+    w.avatar_panel.add_files([str(face_png)])
+    w.engine_panel.hold.setValue(40)
+    assert load_settings()[0].engine.identity_hold == 0.4
+    go_live(qtbot, w)
+    assert w.bridge.runner.session.sampler.identity_hold == 0.4
+    w.engine_panel.hold.setValue(0)
+    qtbot.waitUntil(lambda: w.bridge.runner.session.sampler.identity_hold == 0.0, timeout=30_000)
+    w.stop()
+
+
 def test_bad_weights_file_is_a_message_and_keeps_the_old_model(make_window, tmp_path, qtbot):
     w = make_window()
     old = w.bridge.engine

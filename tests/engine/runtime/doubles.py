@@ -33,7 +33,7 @@ class FakeSession:
         self.base = 0  # absolute index of audio[0]: consumed audio is trimmed so memory stays flat
         self.next_frame = 0
         self.blocks = 0
-        self.steps, self.cfg = 2, 2.0
+        self.steps, self.cfg, self.identity_hold = 2, 2.0, 0.0
         self.sampler_log: list[tuple[int, int, float]] = []  # (block, steps, cfg) when applied
         self.timings: dict[str, float] = {}
         self._pending: dict = {}
@@ -58,11 +58,10 @@ class FakeSession:
     def samples_needed(self) -> int:
         return (self.next_frame + self._block_frames() + 1) * SPF  # + one frame of look-ahead
 
-    def set_sampler(self, steps=None, cfg=None) -> None:
-        if steps is not None:
-            self._pending["steps"] = steps
-        if cfg is not None:
-            self._pending["cfg"] = cfg
+    def set_sampler(self, steps=None, cfg=None, identity_hold=None) -> None:
+        for k, v in (("steps", steps), ("cfg", cfg), ("identity_hold", identity_hold)):
+            if v is not None:
+                self._pending[k] = v
 
     def _block(self) -> list[FakeFrame]:
         if self.fail_at_block is not None and self.blocks == self.fail_at_block:

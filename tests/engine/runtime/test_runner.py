@@ -101,9 +101,9 @@ def test_set_sampler_applies_at_block_boundaries_on_the_engine_thread():
     calls = []
 
     class Recording(FakeSession):
-        def set_sampler(self, steps=None, cfg=None):
+        def set_sampler(self, steps=None, cfg=None, identity_hold=None):
             calls.append(threading.current_thread().name)
-            super().set_sampler(steps, cfg)
+            super().set_sampler(steps, cfg, identity_hold)
 
     s = Recording()
     r = Runner(s, [NullSink()], realtime=False)
@@ -114,15 +114,18 @@ def test_set_sampler_applies_at_block_boundaries_on_the_engine_thread():
         time.sleep(0.005)
     r.set_sampler(steps=7)
     r.set_sampler(cfg=1.5)
+    r.set_sampler(identity_hold=0.3)
     r.push_audio(audio[16000:], 16000)
     r.end_audio()
     assert r.wait(10) and r.error is None
     r.stop()
     assert calls and all(c == "avacast-engine" for c in calls)
     first = s.sampler_log[0]
-    assert first[0] > 4 and s.steps == 7 and s.cfg == 1.5
+    assert first[0] > 4 and s.steps == 7 and s.cfg == 1.5 and s.identity_hold == 0.3
     with pytest.raises(ValueError, match="steps"):
         r.set_sampler(steps=0)
+    with pytest.raises(ValueError, match="identity_hold"):
+        r.set_sampler(identity_hold=1.5)
 
 
 def test_engine_error_is_kept_and_stops_the_runner():
