@@ -157,6 +157,9 @@ class SamplerConfig:
     # the portrait's expression (an open smile) is not imposed and the slow speech/pause rhythm of the mouth
     # is not flattened; only the identity is pulled back (session 9).
     hold_free_dims: int = 0
+    # The held latent, not the raw one, becomes the generator's history (KV cache): the generator continues from
+    # the portrait's identity instead of drifting on from its own output (session 9).
+    hold_history: bool = False
 
     def __post_init__(self) -> None:
         _check(self.steps >= 1, "steps >= 1")

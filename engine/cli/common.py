@@ -22,6 +22,8 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
                         "(0: off; default: the model's)")
     g.add_argument("--hold-free-dims", type=int, metavar="N",
                    help="motion directions the identity hold leaves alone (mouth, pose; default: the model's)")
+    g.add_argument("--hold-history", choices=["on", "off"],
+                   help="on: the held latents become the generator's history (default: the model's)")
 
 
 def load_engine_from_args(args: argparse.Namespace, cfg=None):
@@ -34,6 +36,8 @@ def load_engine_from_args(args: argparse.Namespace, cfg=None):
 
     try:
         over = {k: getattr(args, k, None) for k in ("steps", "cfg", "identity_hold", "hold_free_dims")}
+        if getattr(args, "hold_history", None) is not None:
+            over["hold_history"] = args.hold_history == "on"
         weights, preset = getattr(args, "weights", None), getattr(args, "preset", None)
         if cfg is None and preset:
             cfg = EngineConfig.preset(preset)

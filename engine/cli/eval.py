@@ -43,6 +43,8 @@ def add_parser(sub) -> None:
                    help="generation: time constant of the identity hold's running mean (default: the model's)")
     p.add_argument("--hold-free-dims", type=int, metavar="N",
                    help="generation: motion directions the identity hold leaves alone (default: the model's)")
+    p.add_argument("--hold-history", choices=["on", "off"],
+                   help="generation: on: the held latents become the generator's history (default: the model's)")
     p.add_argument("--renders", type=int, default=1, metavar="N",
                    help="generation: renders per clip with seeds SEED..SEED+N-1, metrics averaged (one render's "
                         "lip-sync score is mostly sampling noise; default 1)")
@@ -69,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
                          anchor_first=None if args.anchor is None else args.anchor == "on",
                          identity_hold=args.identity_hold, hold_seconds=args.hold_seconds,
                          hold_free_dims=args.hold_free_dims,
+                         hold_history=None if args.hold_history is None else args.hold_history == "on",
                          vae=not args.generation_only, renders=args.renders)
         pack = Pack(args.pack)
         long_audio = read_audio(args.long_audio) if args.long_audio else None

@@ -21,6 +21,8 @@ def add_parser(sub) -> None:
                    help="ship the sampler with this identity hold strength (0-1; default: the generator's setting)")
     p.add_argument("--hold-seconds", type=float, metavar="S",
                    help="ship the sampler with this identity hold time constant (default: the generator's setting)")
+    p.add_argument("--hold-history", choices=["on", "off"],
+                   help="ship the sampler with the held latents as the generator's history (default: the generator's)")
     p.add_argument("--motion-basis", metavar="LATENTS",
                    help="latent cache of this model's VAE (train generator --save-latents): store the leading "
                         "within-clip motion directions of its latents, which the identity hold can leave alone")
@@ -49,9 +51,10 @@ def run(args: argparse.Namespace) -> int:
         if args.motion_basis:
             gcfg = _add_motion_basis(gcfg, state, args.motion_basis, args.motion_dims)
         anchor = None if args.anchor_first is None else args.anchor_first == "on"
+        history = None if args.hold_history is None else args.hold_history == "on"
         shipped = {k: v for k, v in (("anchor_first", anchor), ("identity_hold", args.identity_hold),
-                                     ("hold_seconds", args.hold_seconds), ("hold_free_dims", args.hold_free_dims))
-                   if v is not None}
+                                     ("hold_seconds", args.hold_seconds), ("hold_free_dims", args.hold_free_dims),
+                                     ("hold_history", history)) if v is not None}
         try:
             gcfg = dataclasses.replace(gcfg, sampler=dataclasses.replace(gcfg.sampler, **shipped))
         except ValueError as e:

@@ -18,6 +18,7 @@ from engine.dit.cache import KVCache
 from engine.dit.model import DiT
 from engine.flow.sampler import cfg_combine, euler_step
 from engine.nn.conv import StreamState
+from engine.runtime.hold import IdentityHold
 from engine.vae.model import CausalVAE
 
 
@@ -31,12 +32,13 @@ def fused(module: torch.nn.Module, name: str):
 
 def sample_block(dit: DiT, cache: KVCache, x: torch.Tensor, audio: torch.Tensor, times: list[torch.Tensor],
                  schedule: list[float], cfg: float | None, t_hist: torch.Tensor, hist_noise: torch.Tensor | None,
-                 rope=None, fwd=None) -> torch.Tensor:
-    """Denoise one block and commit it (without advancing the cache cursors).
+                 rope=None, fwd=None, hold: IdentityHold | None = None, hold_history: bool = False) -> torch.Tensor:
+    """Denoise one block, apply the identity hold and commit the block (without advancing the cache cursors).
 
     x [1,C,bf,h,w] noise; audio [B,bf,A] (B = 2 with guidance: cond, uncond); times[i] [B] = schedule[i];
-    cfg None = no guidance. Returns x0 [1,C,bf,h,w]. Eager and captured paths both run this function;
-    `fwd` replaces `dit.block_forward` (the compiled one, inside a captured graph).
+    cfg None = no guidance. Returns x0 [1,C,bf,h,w], held if `hold`; the history committed is the held x0
+    with `hold_history`, else the raw one. Eager and captured paths both run this function; `fwd` replaces
+    `dit.block_forward` (the compiled one, inside a captured graph).
     """
     b = audio.shape[0]
     fwd = dit.block_forward if fwd is None else fwd
@@ -44,10 +46,18 @@ def sample_block(dit: DiT, cache: KVCache, x: torch.Tensor, audio: torch.Tensor,
         v = fwd(cache, x.expand(b, -1, -1, -1, -1), times[i], audio, False, rope)  # read-only: denoise
         v = cfg_combine(v[:1], v[1:], cfg) if cfg is not None else v
         x = euler_step(x, v, t, t_next)
+    held = x if hold is None else hold(x)
+    src = held if hold_history else x
     th = t_hist[:1].view(1, 1, 1, 1, 1)
-    hist = x if hist_noise is None else (1 - th) * x + th * hist_noise
+    hist = src if hist_noise is None else (1 - th) * src + th * hist_noise
     fwd(cache, hist.expand(b, -1, -1, -1, -1), t_hist, audio, True, rope)  # the commit; cursors advance later
-    return x
+    return held
+
+
+def graph_key(schedule: list[float], cfg: float | None, history_noise: float, hold: IdentityHold | None,
+              hold_history: bool) -> tuple:
+    """What a captured block graph is fixed to; the session re-captures when its sampler's key differs."""
+    return tuple(schedule), cfg, history_noise, hold is not None, hold_history
 
 
 class BlockGraph:
@@ -56,9 +66,11 @@ class BlockGraph:
 
     def __init__(self, dit: DiT, cache: KVCache, noise: torch.Tensor, audio: torch.Tensor,
                  rope: tuple[torch.Tensor, torch.Tensor], schedule: list[float], cfg: float | None,
-                 history_noise: float, fuse: bool = False, masked: bool = False):
-        """masked: the fill-phase graph, for every fill level of the KV window (KVCache.masked)."""
-        self.key = (tuple(schedule), cfg, history_noise)
+                 history_noise: float, fuse: bool = False, masked: bool = False, hold: IdentityHold | None = None,
+                 hold_history: bool = False):
+        """masked: the fill-phase graph, for every fill level of the KV window (KVCache.masked). hold: the
+        session's identity hold, replayed in place (its strength and time constant are device scalars)."""
+        self.key = graph_key(schedule, cfg, history_noise, hold, hold_history)
         fwd = fused(dit, "block_forward") if fuse else None
         dev, b = noise.device, audio.shape[0]
         self.noise, self.audio = noise.clone(), audio.clone()
@@ -71,11 +83,15 @@ class BlockGraph:
             c.masked = masked  # read while tracing only: the replay follows the mask on the device
             try:
                 return sample_block(dit, c, self.noise, self.audio, self.times, schedule, cfg, self.t_hist,
-                                    self.hist_noise, self.rope, fwd)
+                                    self.hist_noise, self.rope, fwd, hold, hold_history)
             finally:
                 c.masked = False
 
-        self.graph, self.out = _capture(body, cache, cache.clone())
+        if hold is None:
+            self.graph, self.out = _capture(body, cache, cache.clone())
+        else:
+            with hold.preserved():  # the capture's warm-up run must not advance the running mean
+                self.graph, self.out = _capture(body, cache, cache.clone())
 
     def run(self, noise: torch.Tensor, audio: torch.Tensor, rope, hist_noise: torch.Tensor | None) -> torch.Tensor:
         self.noise.copy_(noise)

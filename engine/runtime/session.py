@@ -6,7 +6,6 @@ its audio, look-ahead included, has arrived, so chunking never changes the frame
 """
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections.abc import Iterator
@@ -22,7 +21,8 @@ from engine.config import FPS, SAMPLE_RATE, TEMPORAL_DOWN, SamplerConfig
 from engine.flow.sampler import schedule
 from engine.audio.resample import StreamResampler
 from engine.nn.conv import StreamState
-from engine.runtime.graphs import BlockGraph, DecodeGraph, sample_block
+from engine.runtime.graphs import BlockGraph, DecodeGraph, graph_key, sample_block
+from engine.runtime.hold import IdentityHold
 
 SAMPLES_PER_FRAME = SAMPLE_RATE // FPS
 
@@ -126,14 +126,15 @@ class Session:
         if self._residual and not ref_lat.shape[1]:
             raise ValueError("this model makes the portrait's motion, not the portrait: give a reference image")
         self._ref_mean = ref_lat.mean(1).unsqueeze(2) if ref_lat.shape[1] else None  # [1,C,1,h,w]
-        # identity hold: the running mean of the decoded latents (an EMA from zero, and its total weight)
-        self._hold_mean: tuple[torch.Tensor, float] | None = None
         free, have = self.sampler.hold_free_dims, self.cfg.vae.motion_dims
         if free > have:
             raise ValueError(f"hold_free_dims {free}: this model stores {have} motion directions "
                              "(avacast release --motion-basis adds them)")
-        # [free, C*h*w]: the motion directions the hold leaves alone (engine/train/motion.py)
-        self._hold_free = vae.motion_basis[:free].float() if free else None
+        self._hold: IdentityHold | None = None  # without references there is nothing to hold to
+        if self._ref_mean is not None:  # free: [k, C*h*w], the motion directions it leaves alone
+            self._hold = IdentityHold(self._ref_mean, self._residual,
+                                      vae.motion_basis[:free].float() if free else None)
+            self._hold.configure(self.sampler)
         tok = dit.ref_tokens(ref_lat)
         if self._use_cfg:
             tok = torch.cat([tok, dit.ref_tokens(ref_lat, drop=torch.ones(1, dtype=torch.bool, device=self.device))])
@@ -155,9 +156,10 @@ class Session:
         with self._steady_cursors():
             args = (dit, self._cache, z, audio, dit.rope(bf, bf, self.device), schedule(sp.steps, sp.shift),
                     sp.cfg if self._use_cfg else None, sp.history_noise)
-            self._block_graph = BlockGraph(*args, fuse=self._fuse)
+            hold = {"hold": self._active_hold(), "hold_history": sp.hold_history}
+            self._block_graph = BlockGraph(*args, fuse=self._fuse, **hold)
             # not compiled: the fill lasts window/block blocks, not worth a second compile at first launch
-            self._fill_graph = BlockGraph(*args, masked=True)
+            self._fill_graph = BlockGraph(*args, masked=True, **hold)
         scratch = StreamState()
         vae.decode(z, self._ref_e1, scratch)  # learns every causal conv's state shape
         self._dec_state.frames = {k: torch.zeros_like(v) for k, v in scratch.frames.items()}
@@ -201,7 +203,8 @@ class Session:
             self._run_block()
         self._cache.advance_to(0)
         self._dec_state.started = False
-        self._hold_mean = None
+        if self._hold is not None:
+            self._hold.reset()
         self._buf, self._buf0, self._total = np.zeros(0, np.float32), 0, 0
         self._next_latent = self._frames_out = 0
         self._gen.manual_seed(self._seed)
@@ -264,6 +267,8 @@ class Session:
     def _run_block(self) -> list[Frame]:
         if self._pending_sampler is not None:
             self.sampler, self._pending_sampler = self._pending_sampler, None
+            if self._hold is not None:
+                self._hold.configure(self.sampler)
         clock = _StageClock(self.device)
         clock.mark("start")
         bf = self.cfg.dit.block_frames
@@ -311,14 +316,16 @@ class Session:
         sched = schedule(sp.steps, sp.shift)
         guidance = sp.cfg if self._use_cfg else None
         b = audio.shape[0]
-        key = (tuple(sched), guidance, sp.history_noise)
+        hold = self._active_hold()
+        key = graph_key(sched, guidance, sp.history_noise, hold, sp.hold_history)
         fill = self._fill_graph
         if self._graphs_on() and self._cache.full:
             rope = dit.rope(self._cache.next_block * bf, bf, self.device)
-            if self._block_graph is None or self._block_graph.key != key:  # a live steps/CFG change
+            if self._block_graph is None or self._block_graph.key != key:  # a live sampler change
                 with self._steady_cursors():
                     self._block_graph = BlockGraph(dit, self._cache, x, audio, rope, sched, guidance,
-                                                   sp.history_noise, self._fuse)
+                                                   sp.history_noise, self._fuse, hold=hold,
+                                                   hold_history=sp.hold_history)
             x0 = self._block_graph.run(x, audio, rope, hist_noise)
         elif self._graphs_on() and fill is not None and fill.key == key and self._cache.next_block > 0:
             # the first block of a clip differs (its single-frame latent); the fill levels share one graph
@@ -326,9 +333,14 @@ class Session:
         else:
             times = [torch.full((b,), t, device=self.device, dtype=self.dtype) for t in sched]
             t_hist = torch.full((b,), sp.history_noise, device=self.device, dtype=self.dtype)
-            x0 = sample_block(dit, self._cache, x, audio, times, sched, guidance, t_hist, hist_noise)
+            x0 = sample_block(dit, self._cache, x, audio, times, sched, guidance, t_hist, hist_noise,
+                              hold=hold, hold_history=sp.hold_history)
         self._cache.advance()
         return x0
+
+    def _active_hold(self) -> IdentityHold | None:
+        """The identity hold when it is on (strength 0 skips it: the stream is then exactly the model's)."""
+        return self._hold if self.sampler.identity_hold > 0 else None
 
     def _commit_anchor(self, audio: torch.Tensor) -> torch.Tensor:
         """Block 0 of an anchored stream: the portrait's latent, committed as history like a sampled block
@@ -338,42 +350,19 @@ class Session:
             x0 = (x0 - self._ref_mean) * self._residual
         t_hist = torch.zeros((b,), device=self.device, dtype=self.dtype)
         self.model.dit.commit(self._cache, x0.expand(b, -1, -1, -1, -1), audio, t_hist)  # writes, advances
-        return x0
+        hold = self._active_hold()
+        return x0 if hold is None else hold(x0)  # the portrait: starts the running mean, moves nothing
 
     def _decode(self, x0: torch.Tensor) -> torch.Tensor:
         """x0 [1,C,bf,h,w] (the flow's output) -> video [1,3,F,H,W] through the causal decoder state."""
         vae = self.model.vae
         if self._residual:  # back from the reference residual to latents
             x0 = x0 / self._residual + self._ref_mean
-        x0 = self._hold(x0)
         if self._graphs_on() and self._dec_state.started:
             if self._decode_graph is None or self._decode_graph.shape != tuple(x0.shape):
                 self._decode_graph = DecodeGraph(vae, x0, self._ref_e1, self._dec_state, self._fuse)
             return self._decode_graph.run(x0)
         return vae.decode(x0 / vae.latent_scale, self._ref_e1, self._dec_state)
-
-    def _hold(self, z: torch.Tensor) -> torch.Tensor:
-        """Identity hold (`SamplerConfig.identity_hold`): z [1,C,bf,h,w] scaled latents -> each latent frame
-        moved by strength x (mean reference latent - running mean of the latents so far, itself included).
-        The running mean is exponential over ~hold_seconds and bias-corrected (the mean of what there is at
-        the start), so at strength 1 the stream starts exactly on the portrait's latent."""
-        sp = self.sampler
-        if not sp.identity_hold or self._ref_mean is None:
-            return z
-        k = 1.0 - math.exp(-TEMPORAL_DOWN / FPS / sp.hold_seconds)  # running-mean weight of one latent frame
-        ref = self._ref_mean.float()
-        acc, weight = (torch.zeros_like(ref), 0.0) if self._hold_mean is None else self._hold_mean
-        out = []
-        for i in range(z.shape[2]):
-            zi = z[:, :, i : i + 1].float()
-            acc, weight = acc + k * (zi - acc), weight + k * (1.0 - weight)
-            pull = ref - acc / weight  # [1,C,1,h,w]
-            if self._hold_free is not None:  # minus its part along the free motion directions
-                flat = pull.reshape(1, -1)  # [1, C*h*w]
-                pull = (flat - (flat @ self._hold_free.T) @ self._hold_free).reshape(pull.shape)
-            out.append(zi + sp.identity_hold * pull)
-        self._hold_mean = acc, weight
-        return torch.cat(out, dim=2).to(z.dtype)
 
     def _trim_audio(self) -> None:
         """Drop audio older than the next block's receptive field: memory stays bounded."""

@@ -45,6 +45,7 @@ class EvalConfig:
     identity_hold: float | None = None
     hold_seconds: float | None = None
     hold_free_dims: int | None = None
+    hold_history: bool | None = None
     vae: bool = True  # False: generation metrics only (the VAE windows cost most of a CPU eval)
     renders: int = 1  # generation: renders per clip (seeds seed..seed+renders-1), metrics averaged: one
     # render's lip-sync score is mostly sampling noise (v0.5: 0.168 on a GPU draw, 0.062 on a CPU draw)
@@ -288,7 +289,7 @@ def evaluate(weights: str | Path, pack, cfg: EvalConfig, device: str = "auto", l
     overrides = {k: v for k, v in (("history_noise", cfg.history_noise), ("cfg", cfg.guidance),
                                    ("steps", cfg.steps), ("anchor_first", cfg.anchor_first),
                                    ("identity_hold", cfg.identity_hold), ("hold_seconds", cfg.hold_seconds),
-                                   ("hold_free_dims", cfg.hold_free_dims))
+                                   ("hold_free_dims", cfg.hold_free_dims), ("hold_history", cfg.hold_history))
                  if v is not None}
     if engine is not None and overrides:
         sampler = dataclasses.replace(engine.cfg.sampler, **overrides)

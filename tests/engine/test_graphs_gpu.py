@@ -1,4 +1,6 @@
 """The CUDA-graph fast paths (plain, and torch.compile'd) stream the same frames as eager execution (GPU only)."""
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -9,8 +11,11 @@ from engine.config import EngineConfig
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
 
 
-def frames(backend: str, preset: str, seconds: float = 3.0):
-    engine = load_engine(EngineConfig.preset(preset), device="cuda", backend=backend)
+def frames(backend: str, preset: str, seconds: float = 3.0, sampler: dict | None = None, live: dict | None = None):
+    """sampler: overrides at open; live: a set_sampler() halfway through."""
+    cfg = EngineConfig.preset(preset)
+    cfg = dataclasses.replace(cfg, sampler=dataclasses.replace(cfg.sampler, **(sampler or {})))
+    engine = load_engine(cfg, device="cuda", backend=backend)
     res = engine.cfg.vae.resolution
     ref = np.random.default_rng(0).integers(0, 256, (res, res, 3), dtype=np.uint8)
     t = np.arange(int(16000 * seconds)) / 16000
@@ -18,6 +23,8 @@ def frames(backend: str, preset: str, seconds: float = 3.0):
     s = engine.open_session([ref], seed=0)
     out = []
     for i in range(0, len(audio), 640):
+        if live and i == len(audio) // 640 // 2 * 640:
+            s.set_sampler(**live)
         s.push_audio(audio[i:i + 640], 16000)
         out += s.step()
     out += s.flush()
@@ -33,3 +40,16 @@ def test_graphs_match_eager(preset, backend):
     assert session._fill_graph is not None  # and the KV window filled through the masked graph
     assert eager.shape == graphed.shape
     assert np.abs(eager - graphed).mean() < 1.0  # bf16: identical up to rounding
+
+
+@pytest.mark.parametrize("hold", [{"identity_hold": 0.75}, {"identity_hold": 1.0, "hold_history": True}])
+def test_graphs_match_eager_with_the_identity_hold(hold):
+    """The hold runs inside the captured block graph (its running mean advancing in place, its history
+    committed with hold_history); a live strength change needs no re-capture and still matches eager."""
+    eager, _ = frames("eager", "tiny", sampler=hold, live={"identity_hold": 0.3})
+    graphed, session = frames("compile", "tiny", sampler=hold, live={"identity_hold": 0.3})
+    assert session._block_graph is not None and session._block_graph.key[-2:] == (True, hold.get("hold_history", False))
+    assert session.sampler.identity_hold == 0.3
+    assert np.abs(eager - graphed).mean() < 1.0
+    plain, _ = frames("compile", "tiny")
+    assert np.abs(plain - graphed).mean() > 1.0  # and the hold did change the stream

@@ -80,3 +80,22 @@ def test_shipped_default_model_renders_on_cpu(tmp_path):
     frames = np.load(out)["frames"]
     assert frames.shape == (20, 256, 256, 3)
     assert frames.std() > 5  # a picture, not a flat colour
+
+
+def test_identity_hold_flags_change_the_render_and_bad_values_are_one_line(tmp_path, inputs, capsys):
+    """--identity-hold/--hold-history reach the session (the frames change); out-of-range values and free
+    motion directions the model does not store exit 2 with one line."""
+    img, wav = inputs
+    frames = {}
+    for name, extra in (("off.npz", ["--identity-hold", "0"]),
+                        ("on.npz", ["--identity-hold", "1", "--hold-history", "on"])):
+        code, out = render(tmp_path, img, wav, name, "--crop", "none", *extra)
+        assert code == 0
+        frames[name] = np.load(out)["frames"].astype(np.int16)
+    assert np.abs(frames["off.npz"] - frames["on.npz"]).mean() > 0.5
+    for extra, msg in ((["--identity-hold", "1.5"], "identity_hold in [0, 1]"),
+                       (["--hold-free-dims", "2"], "stores 0 motion directions")):
+        capsys.readouterr()
+        code, _ = render(tmp_path, img, wav, "bad.npz", "--crop", "none", *extra)
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and msg in err and "\n" not in err

@@ -191,21 +191,26 @@ def test_a_ref_residual_model_needs_a_portrait(tiny_engine):
 
 
 def _held_latents(model, sampler, portrait, speech, monkeypatch, make, warm_up=False):
-    """Open a session on `model` with `sampler`, let the generator output make() every block, and return
-    (session, the scaled latents reaching the decoder) for 2 s of speech."""
+    """Open a session on `model` with `sampler`, let the generator's denoising end on make(block index) every
+    block, and return (session, the scaled latents reaching the decoder, the latents committed as history)
+    for 2 s of speech."""
     import torch
 
+    from engine.runtime import graphs
     from engine.runtime.session import Session
 
     sess = Session(model, [portrait], 3, torch.device("cpu"), torch.float32, warm_up, sampler)
-    seen = []
-    monkeypatch.setattr(sess, "_denoise", lambda audio: make())
-    decode = sess.model.vae.decode
+    seen, committed = [], []
+    monkeypatch.setattr(graphs, "euler_step", lambda x, v, t, t_next: make(sess._cache.next_block).to(x.dtype))
+    decode, forward = sess.model.vae.decode, sess.model.dit.block_forward
     monkeypatch.setattr(sess.model.vae, "decode", lambda z, *a: seen.append(z.clone()) or decode(z, *a))
+    monkeypatch.setattr(sess.model.dit, "block_forward",
+                        lambda c, x, t, a, commit, *r: (committed.append(x[:1].clone()) if commit else None)
+                        or forward(c, x, t, a, commit, *r))
     sess.push_audio(speech[:32000], 16000)
     sess.step()
     sess.flush()
-    return sess, [z * sess.model.vae.latent_scale for z in seen]
+    return sess, [z * sess.model.vae.latent_scale for z in seen], committed
 
 
 def test_identity_hold_keeps_the_motion_and_puts_the_portrait_under_it(tiny_engine, portrait, speech, monkeypatch):
@@ -213,7 +218,6 @@ def test_identity_hold_keeps_the_motion_and_puts_the_portrait_under_it(tiny_engi
     portrait's own latent plus that motion, from the first latent on; strength 0 leaves the latents as they
     are; a warm-up rewind restarts the running mean."""
     import dataclasses
-    import itertools
 
     import torch
 
@@ -223,22 +227,25 @@ def test_identity_hold_keeps_the_motion_and_puts_the_portrait_under_it(tiny_engi
     other = torch.randn((1, c, eng.cfg.dit.block_frames, s, s), generator=g)
     move = 0.3 * torch.randn(other.shape, generator=g)
 
-    def decoded(hold, warm_up=False):
-        sp = dataclasses.replace(eng.cfg.sampler, identity_hold=hold, hold_seconds=0.5)
-        sign = itertools.cycle([1.0, -1.0])
-        return _held_latents(eng.model, sp, portrait, speech, monkeypatch, lambda: other + next(sign) * move,
-                             warm_up)
+    def decoded(hold, warm_up=False, history=False):
+        sp = dataclasses.replace(eng.cfg.sampler, identity_hold=hold, hold_seconds=0.5, hold_history=history)
+        return _held_latents(eng.model, sp, portrait, speech, monkeypatch,
+                             lambda block: other + (1.0 if block % 2 == 0 else -1.0) * move, warm_up)
 
-    sess, held = decoded(1.0)
+    sess, held, committed = decoded(1.0)
     ref = sess._ref_mean
     torch.testing.assert_close(held[0], ref, atol=1e-4, rtol=0)  # starts on the portrait
     k = 1 - math.exp(-0.16 / 0.5)
     for i in (-2, -1):  # later: the portrait plus the motion (the running mean lags by about k x motion)
         sign = 1.0 if (len(held) + i) % 2 == 0 else -1.0
         assert float((held[i] - ref - sign * move).abs().max()) <= 1.5 * k * float(move.abs().max())
-    _, plain = decoded(0.0)
+    torch.testing.assert_close(committed[1], other - move)  # the generator's history: its own latents
+    _, held_hist, committed_hist = decoded(1.0, history=True)  # hold_history: the held latents instead
+    torch.testing.assert_close(committed_hist[1], held_hist[1], atol=1e-5, rtol=0)
+    torch.testing.assert_close(held_hist[0], ref, atol=1e-4, rtol=0)
+    _, plain, _ = decoded(0.0)
     torch.testing.assert_close(plain[1], other - move)  # off: the generator's latents as they are
-    _, rewound = decoded(1.0, warm_up=True)  # warmed at open, before the patches: the rewind resets the mean
+    _, rewound, _ = decoded(1.0, warm_up=True)  # warmed at open, before the patches: the rewind resets the mean
     torch.testing.assert_close(rewound[3], held[3])
     with pytest.raises(ValueError, match="identity_hold"):
         dataclasses.replace(eng.cfg.sampler, identity_hold=1.5)
@@ -264,7 +271,7 @@ def test_identity_hold_leaves_the_free_motion_directions_alone(tiny_engine, port
     model.vae.motion_basis.copy_(basis)
     other = torch.randn((1, cfg.vae.latent_channels, 1, cfg.vae.latent_size, cfg.vae.latent_size))
     sp = dataclasses.replace(cfg.sampler, identity_hold=1.0, hold_free_dims=2)
-    sess, held = _held_latents(model, sp, portrait, speech, monkeypatch, lambda: other)
+    sess, held, _ = _held_latents(model, sp, portrait, speech, monkeypatch, lambda block: other)
     free = basis[:2]
     for z in held:  # a still generator: its running mean is itself, so the full pull would give the portrait
         moved = (z - other).reshape(-1)

@@ -221,10 +221,12 @@ def test_latent_cache_release_and_warm_start(pack, tmp_path, capsys):
     held = tmp_path / "held.safetensors"
     release = ["release", "--vae", str(tmp_path / "vae/vae.safetensors"), "--generator",
                str(tmp_path / "g/generator.safetensors"), "--motion-basis", str(cache), "--motion-dims", "4"]
-    assert main(release + ["--out", str(held), "--hold-free-dims", "3", "--identity-hold", "0.5"]) == 0
+    assert main(release + ["--out", str(held), "--hold-free-dims", "3", "--identity-hold", "0.5",
+                           "--hold-history", "on"]) == 0
     assert "4 directions span" in capsys.readouterr().out
     held_engine = load_engine(weights=held, device="cpu")
     assert held_engine.cfg.vae.motion_dims == 4 and held_engine.cfg.sampler.hold_free_dims == 3
+    assert held_engine.cfg.sampler.hold_history
     basis = held_engine.model.vae.motion_basis.float()
     torch.testing.assert_close(basis @ basis.T, torch.eye(4), atol=2e-2, rtol=0)  # bf16 storage
     assert main(release + ["--out", str(tmp_path / "bad2.safetensors"), "--hold-free-dims", "5"]) == 2

@@ -1,0 +1,69 @@
+"""The identity hold (`SamplerConfig.identity_hold`, session 8) as device state updated in place, so the
+block's captured CUDA graph replays it with the denoising and the commit (session 9).
+
+Each generated latent frame is moved by strength x (the portrait's mean latent - a bias-corrected running
+mean of the generated latents over ~hold_seconds): what changes fast (the mouth) passes, the slow drift of
+the whole face towards an average one is pulled back to the portrait. With `hold_history` the held latent,
+not the raw one, becomes the generator's history (the KV cache), so the generator itself continues from
+the portrait's identity instead of drifting further from it."""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+
+from engine.config import FPS, TEMPORAL_DOWN, SamplerConfig
+
+
+class IdentityHold:
+    def __init__(self, ref_mean: torch.Tensor, residual: float = 0.0, free: torch.Tensor | None = None):
+        """ref_mean [1,C,1,h,w] scaled latents; residual: the model's ref_residual scale (its flow makes
+        (latent - ref_mean) x residual); free [k, C*h*w] orthonormal motion directions left alone, or None."""
+        self.ref = ref_mean.float()
+        self.residual = residual
+        self.free = free
+        self.acc = torch.zeros_like(self.ref)  # running mean (EMA from zero) and its total weight
+        self.weight = torch.zeros((), device=self.ref.device)
+        self.k = torch.zeros((), device=self.ref.device)  # EMA weight of one latent frame
+        self.strength = torch.zeros((), device=self.ref.device)
+
+    def configure(self, sp: SamplerConfig) -> None:
+        """Strength and time constant, outside graph replays (a live change needs no re-capture)."""
+        self.k.fill_(1.0 - math.exp(-TEMPORAL_DOWN / FPS / sp.hold_seconds))
+        self.strength.fill_(sp.identity_hold)
+
+    def reset(self) -> None:
+        self.acc.zero_()
+        self.weight.zero_()
+
+    @contextmanager
+    def preserved(self) -> Iterator[None]:
+        """Put the running mean back afterwards (a graph capture's warm-up run must not advance it)."""
+        saved = self.acc.clone(), self.weight.clone()
+        try:
+            yield
+        finally:
+            self.acc.copy_(saved[0])
+            self.weight.copy_(saved[1])
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """x [1,C,bf,h,w], the flow's output -> the held output, same space and dtype; advances the mean."""
+        z = x.float()
+        if self.residual:  # the flow's space -> latents
+            z = z / self.residual + self.ref
+        out = []
+        for i in range(z.shape[2]):
+            zi = z[:, :, i : i + 1]
+            self.acc.lerp_(zi, self.k)
+            self.weight.lerp_(torch.ones_like(self.weight), self.k)
+            pull = self.ref - self.acc / self.weight  # [1,C,1,h,w]
+            if self.free is not None:  # minus its part along the free motion directions
+                flat = pull.reshape(1, -1)  # [1, C*h*w]
+                pull = (flat - (flat @ self.free.T) @ self.free).reshape(pull.shape)
+            out.append(zi + self.strength * pull)
+        z = torch.cat(out, dim=2)
+        if self.residual:
+            z = (z - self.ref) * self.residual
+        return z.to(x.dtype)
