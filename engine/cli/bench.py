@@ -40,6 +40,7 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--resolution", type=int, metavar="R", help="video size R x R")
     p.add_argument("--steps", type=int, metavar="N", help="sampler steps")
     p.add_argument("--cfg", type=float, metavar="G", help="guidance scale (1 = off)")
+    p.add_argument("--identity-hold", type=float, metavar="B", help="identity hold strength 0-1 (default 0: off)")
     p.add_argument("--block", type=int, metavar="B", help="latent frames per block")
     p.add_argument("--window", type=int, metavar="W", help="latent frames in the KV window")
     p.add_argument("--backend", default="eager", choices=list(BACKENDS))
@@ -59,8 +60,9 @@ def derive_config(args: argparse.Namespace) -> EngineConfig:
         vae = base.vae if args.resolution is None else dataclasses.replace(base.vae, resolution=args.resolution)
         dit = dataclasses.replace(base.dit, **{k: v for k, v in (("block_frames", args.block),
                                                                  ("window_frames", args.window)) if v is not None})
-        sampler = dataclasses.replace(base.sampler, **{k: v for k, v in (("steps", args.steps),
-                                                                         ("cfg", args.cfg)) if v is not None})
+        sampler = dataclasses.replace(base.sampler, **{k: v for k, v in (("steps", args.steps), ("cfg", args.cfg),
+                                                                         ("identity_hold", args.identity_hold))
+                                                       if v is not None})
         return dataclasses.replace(base, vae=vae, dit=dit, sampler=sampler)
     except ValueError as exc:
         raise UserError(f"invalid configuration: {exc}") from None
@@ -203,6 +205,7 @@ def run(args: argparse.Namespace) -> int:
     tflops = flops_per_frame * timed["fps"] / 1e12
     result = {
         "preset": args.preset, "resolution": res, "steps": cfg.sampler.steps, "cfg": cfg.sampler.cfg,
+        "identity_hold": cfg.sampler.identity_hold,
         "block_frames": cfg.dit.block_frames, "window_frames": cfg.dit.window_frames,
         "frames_per_block": session.frames_per_block, "backend": args.backend, "backend_note": note,
         "device": str(device), "device_name": engine.device_name, "dtype": str(engine.dtype),

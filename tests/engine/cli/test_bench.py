@@ -11,11 +11,11 @@ FIELDS = {"preset", "resolution", "steps", "cfg", "block_frames", "window_frames
 def test_bench_tiny_cpu_writes_every_field(tmp_path, capsys):
     out = tmp_path / "b" / "out.json"
     rc = main(["bench", "--preset", "tiny", "--device", "cpu", "--seconds", "0.5", "--warmup", "1",
-               "--steps", "1", "--json", str(out)])
+               "--steps", "1", "--identity-hold", "0.75", "--json", str(out)])
     assert rc == 0
     r = json.loads(out.read_text())
     assert FIELDS <= set(r)
-    assert r["steps"] == 1 and r["device"] == "cpu" and r["peak_gpu_mem_bytes"] == 0
+    assert r["steps"] == 1 and r["identity_hold"] == 0.75 and r["device"] == "cpu" and r["peak_gpu_mem_bytes"] == 0
     assert r["fps"] > 0 and r["flops_per_frame"] > 1e6 and r["tflops_achieved"] > 0
     assert {"features", "denoise", "decode"} <= set(r["stage_ms"])
     assert 0 < r["latency_p50_ms"] <= r["latency_p95_ms"]
