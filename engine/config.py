@@ -150,15 +150,15 @@ class SamplerConfig:
     # Identity hold (ours, session 8): each generated latent is moved by identity_hold x (mean reference latent
     # - a running mean of the generated latents over ~hold_seconds) before decoding. What changes fast (the
     # mouth) passes; the slow drift of the whole face towards an average one is pulled back to the portrait.
-    # Decode side only: the generator's own history is untouched. 0: off.
+    # The generator's own history is untouched unless hold_history. 0: off. (engine/runtime/hold.py)
     identity_hold: float = 0.0
     hold_seconds: float = 2.0
     # The hold's pull leaves out this many leading motion directions of the latent space (VAEConfig.motion_dims):
     # the portrait's expression (an open smile) is not imposed and the slow speech/pause rhythm of the mouth
-    # is not flattened; only the identity is pulled back (session 9).
+    # is not flattened; only the identity is pulled back (session 9; measured no better than 0, so 0 ships).
     hold_free_dims: int = 0
     # The held latent, not the raw one, becomes the generator's history (KV cache): the generator continues from
-    # the portrait's identity instead of drifting on from its own output (session 9).
+    # the portrait's identity instead of drifting on from its own output (session 9; halves lip sync: off).
     hold_history: bool = False
 
     def __post_init__(self) -> None:

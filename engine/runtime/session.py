@@ -266,9 +266,12 @@ class Session:
     @torch.no_grad()
     def _run_block(self) -> list[Frame]:
         if self._pending_sampler is not None:
+            was_on = self.sampler.identity_hold > 0
             self.sampler, self._pending_sampler = self._pending_sampler, None
             if self._hold is not None:
                 self._hold.configure(self.sampler)
+                if not was_on:  # switched on live: a fresh running mean, not the one from before it was off
+                    self._hold.reset()
         clock = _StageClock(self.device)
         clock.mark("start")
         bf = self.cfg.dit.block_frames

@@ -251,6 +251,40 @@ def test_identity_hold_keeps_the_motion_and_puts_the_portrait_under_it(tiny_engi
         dataclasses.replace(eng.cfg.sampler, identity_hold=1.5)
 
 
+def test_identity_hold_switched_on_live_starts_a_fresh_running_mean(tiny_engine, portrait, speech, monkeypatch):
+    """Off, then on again mid-stream (the app's slider): the running mean restarts, so at strength 1 the first
+    block after the switch shows the portrait itself, not a pull computed from latents of long ago."""
+    import dataclasses
+
+    import torch
+
+    from engine.runtime import graphs
+    from engine.runtime.session import Session
+
+    eng = tiny_engine
+    c, s, bf = eng.cfg.vae.latent_channels, eng.cfg.vae.latent_size, eng.cfg.dit.block_frames
+    g = torch.Generator().manual_seed(4)
+    a, b = torch.randn((1, c, bf, s, s), generator=g), torch.randn((1, c, bf, s, s), generator=g)
+    sp = dataclasses.replace(eng.cfg.sampler, identity_hold=1.0, hold_seconds=4.0)
+    sess = Session(eng.model, [portrait], 3, eng.device, eng.dtype, False, sp)
+    monkeypatch.setattr(graphs, "euler_step",
+                        lambda x, v, t, t_next: (a if sess._cache.next_block < 4 else b).to(x.dtype))
+    seen = []
+    decode = sess.model.vae.decode
+    monkeypatch.setattr(sess.model.vae, "decode", lambda z, *r: seen.append(z.clone()) or decode(z, *r))
+    for i in range(0, 32000, 640):
+        if sess._next_latent == 4 and sess.sampler.identity_hold == 1.0:
+            sess.set_sampler(identity_hold=0.0)
+        if sess._next_latent == 8 and sess.sampler.identity_hold == 0.0:
+            sess.set_sampler(identity_hold=1.0)
+        sess.push_audio(speech[i : i + 640], 16000)
+        sess.step()
+    held = [z * sess.model.vae.latent_scale for z in seen]
+    torch.testing.assert_close(held[5], b)  # off: the generator's latent
+    torch.testing.assert_close(held[8], sess._ref_mean, atol=1e-4, rtol=0)  # on again: the portrait
+    assert float((held[9] - sess._ref_mean).abs().max()) < 1e-4  # b still: its own mean, so the portrait
+
+
 def test_identity_hold_leaves_the_free_motion_directions_alone(tiny_engine, portrait, speech, monkeypatch):
     """hold_free_dims: the pull to the portrait loses its part along the model's leading motion directions
     (the portrait's expression is not imposed: an open smile does not keep the mouth open in pauses) and keeps
