@@ -1,10 +1,11 @@
 """The latent space's motion directions, for the identity hold (session 9).
 
-The hold (`Session._hold`) pulls the slow part of the generated latents to the portrait's latent. Along the
+The hold (`engine/runtime/hold.py`) pulls the slow part of the generated latents to the portrait's latent. Along the
 directions in which a person's latents move within a clip (mouth opening, head pose, blinks) that pull does
 harm: it imposes the portrait's expression (an open smile stays open in pauses) and flattens the slow
 speech/pause rhythm of the mouth. Those directions are the leading eigenvectors of the within-clip covariance
-of a latent cache; the hold leaves the first `SamplerConfig.hold_free_dims` of them alone."""
+of a latent cache; the hold leaves the first `SamplerConfig.hold_free_dims` of them alone (measured in session 9:
+no better than holding them, so the shipped model stores none)."""
 from __future__ import annotations
 
 import json
