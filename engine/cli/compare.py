@@ -17,7 +17,7 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.train.compare import compare, markdown
+    from engine.train.compare import compare, markdown, mouth_mismatch
 
     reports = []
     for path in (Path(args.new), Path(args.old)):
@@ -32,4 +32,7 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, KeyError, TypeError, AttributeError) as e:
         raise UserError(f"cannot compare: {e}") from None
     print(markdown(rows, Path(args.new).stem, Path(args.old).stem))
+    note = mouth_mismatch(*reports)
+    if note:
+        print(f"\nNote: {note}.")
     return 0

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import math
 
+MOUTH_KEYS = ("gen_lipsync", "gen_silence_opening")  # measured on the mouth opening (report "mouth_opening_method")
+
 # (report part, per-clip key, label, +1 if higher is better / -1 if lower is better / 0 if neither)
 METRICS = (
     ("vae", "psnr_1", "VAE PSNR, 1 reference (dB)", 1),
@@ -36,11 +38,24 @@ def _rows(report: dict, part: str) -> dict[str, dict]:
     return {r["id"]: r for r in ((report.get(part) or {}).get("clips") or [])}
 
 
+def mouth_mismatch(new: dict, old: dict) -> str | None:
+    """Why the mouth metrics of two reports cannot be paired (measured by different mouth-opening methods:
+    face landmarks and the image proxy disagree clip by clip, even on real video), or None."""
+    a, b = new.get("mouth_opening_method"), old.get("mouth_opening_method")
+    if a and b and a != b:
+        return f"lip sync and mouth opening left out: one report measured the mouth by {a}, the other by {b}"
+    return None
+
+
 def compare(new: dict, old: dict) -> list[dict]:
     """-> one row per metric both reports have on common clips: {"metric", "clips", "new", "old", "diff",
-    "better", "worse", "t", "p"} (better/worse/p are None for a metric without a direction)."""
+    "better", "worse", "t", "p"} (better/worse/p are None for a metric without a direction). The mouth
+    metrics are left out when the reports measured the mouth differently (`mouth_mismatch`)."""
     out = []
+    skip = MOUTH_KEYS if mouth_mismatch(new, old) else ()
     for part, key, label, sign in METRICS:
+        if key in skip:
+            continue
         a, b = _rows(new, part), _rows(old, part)
         pairs = [(a[i][key], b[i][key]) for i in a.keys() & b.keys() if _num(a[i].get(key)) and _num(b[i].get(key))]
         if not pairs:

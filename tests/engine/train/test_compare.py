@@ -48,3 +48,19 @@ def test_reports_of_other_clips_cannot_be_compared(tmp_path, capsys):
     assert main(["compare", str(a), str(b)]) == 0
     out = capsys.readouterr().out
     assert "| lip-sync score | 1 | 0.1 | 0 | +0.1 | 1 / 0 |" in out
+
+
+def test_mouth_metrics_of_reports_measured_differently_are_not_paired(tmp_path, capsys):
+    """A landmarks report against an image-proxy report: lip sync and mouth opening are left out, with a note
+    (the two methods disagree clip by clip); likeness and the VAE still pair."""
+    new, old = _report([0.4, 0.5], [0.5, 0.6]), _report([0.1, 0.2], [1.0, 1.0])
+    new["mouth_opening_method"], old["mouth_opening_method"] = "landmarks", "proxy"
+    assert {r["metric"] for r in compare(new, old)} == {"VAE PSNR, 1 reference (dB)"}
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(json.dumps(new))
+    b.write_text(json.dumps(old))
+    assert main(["compare", str(a), str(b)]) == 0
+    out = capsys.readouterr().out
+    assert "lip-sync score" not in out and "measured the mouth by landmarks, the other by proxy" in out
+    old["mouth_opening_method"] = "landmarks"
+    assert "lip-sync score" in {r["metric"] for r in compare(new, old)}
