@@ -17,27 +17,47 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ... (default: auto)")
     g.add_argument("--steps", type=int, help="denoising steps (default: the model's)")
     g.add_argument("--cfg", type=float, help="guidance scale (default: the model's)")
-    g.add_argument("--identity-hold", type=float, metavar="B",
-                   help="identity hold 0-1: how strongly the slow drift of the face is pulled back to the portrait "
-                        "(0: off; default: the model's)")
-    g.add_argument("--hold-free-dims", type=int, metavar="N",
-                   help="motion directions the identity hold leaves alone (mouth, pose; default: the model's)")
-    g.add_argument("--hold-history", choices=["on", "off"],
-                   help="on: the held latents become the generator's history (default: the model's)")
+    add_hold_args(g)
+
+
+# the identity hold's sampler options (SamplerConfig): flag, type, metavar, what it sets
+_HOLD_ARGS = (
+    ("--identity-hold", float, "B", "identity hold 0-1: how strongly the slow drift of the face is pulled back to "
+                                    "the portrait (0: off)"),
+    ("--hold-seconds", float, "S", "time constant of the identity hold's running mean"),
+    ("--hold-free-dims", int, "N", "stored motion directions (mouth, pose) the identity hold leaves alone"),
+    ("--hold-history", None, None, "on: the held latents become the generator's history"),
+)
+
+
+def add_hold_args(p, lead: str = "", default: str = "the model's") -> None:
+    """The identity hold's flags on parser or group `p`; help = lead + what it sets + the default."""
+    for flag, kind, metavar, what in _HOLD_ARGS:
+        text = f"{lead}{what} (default: {default})"
+        if kind is None:
+            p.add_argument(flag, choices=["on", "off"], help=text)
+        else:
+            p.add_argument(flag, type=kind, metavar=metavar, help=text)
+
+
+def hold_overrides(args: argparse.Namespace) -> dict:
+    """The identity hold's SamplerConfig fields given on the command line (`add_hold_args`), on/off as bools."""
+    out = {k: getattr(args, k, None) for k in ("identity_hold", "hold_seconds", "hold_free_dims")}
+    if getattr(args, "hold_history", None) is not None:
+        out["hold_history"] = args.hold_history == "on"
+    return {k: v for k, v in out.items() if v is not None}
 
 
 def load_engine_from_args(args: argparse.Namespace, cfg=None):
-    """Engine from `cfg` / --weights / --preset / the shipped default, with sampler overrides (--steps, --cfg,
-    --identity-hold, --hold-free-dims)."""
+    """Engine from `cfg` / --weights / --preset / the shipped default, with sampler overrides (--steps, --cfg
+    and the identity hold's flags)."""
     import dataclasses
 
     from engine.api import CheckpointError, load_engine
     from engine.config import EngineConfig
 
     try:
-        over = {k: getattr(args, k, None) for k in ("steps", "cfg", "identity_hold", "hold_free_dims")}
-        if getattr(args, "hold_history", None) is not None:
-            over["hold_history"] = args.hold_history == "on"
+        over = {k: getattr(args, k, None) for k in ("steps", "cfg")} | hold_overrides(args)
         weights, preset = getattr(args, "weights", None), getattr(args, "preset", None)
         if cfg is None and preset:
             cfg = EngineConfig.preset(preset)

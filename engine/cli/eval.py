@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from engine.cli import UserError
+from engine.cli.common import add_hold_args, hold_overrides
 
 
 def add_parser(sub) -> None:
@@ -36,15 +37,7 @@ def add_parser(sub) -> None:
     p.add_argument("--steps", type=int, metavar="N", help="generation: sampler steps per block (default: the model's)")
     p.add_argument("--anchor", choices=["on", "off"],
                    help="generation: start the stream on the portrait's own latent (default: the model's)")
-    p.add_argument("--identity-hold", type=float, metavar="B",
-                   help="generation: identity hold strength 0-1 (pulls the slow drift of the face back to the "
-                        "portrait before decoding; default: the model's)")
-    p.add_argument("--hold-seconds", type=float, metavar="S",
-                   help="generation: time constant of the identity hold's running mean (default: the model's)")
-    p.add_argument("--hold-free-dims", type=int, metavar="N",
-                   help="generation: motion directions the identity hold leaves alone (default: the model's)")
-    p.add_argument("--hold-history", choices=["on", "off"],
-                   help="generation: on: the held latents become the generator's history (default: the model's)")
+    add_hold_args(p, "generation: ")
     p.add_argument("--renders", type=int, default=1, metavar="N",
                    help="generation: renders per clip with seeds SEED..SEED+N-1, metrics averaged (one render's "
                         "lip-sync score is mostly sampling noise; default 1)")
@@ -69,10 +62,7 @@ def run(args: argparse.Namespace) -> int:
                          seed=args.seed, long_seconds=args.long_seconds, history_noise=args.history_noise,
                          guidance=args.cfg, steps=args.steps,
                          anchor_first=None if args.anchor is None else args.anchor == "on",
-                         identity_hold=args.identity_hold, hold_seconds=args.hold_seconds,
-                         hold_free_dims=args.hold_free_dims,
-                         hold_history=None if args.hold_history is None else args.hold_history == "on",
-                         vae=not args.generation_only, renders=args.renders)
+                         vae=not args.generation_only, renders=args.renders, **hold_overrides(args))
         pack = Pack(args.pack)
         long_audio = read_audio(args.long_audio) if args.long_audio else None
         portrait = read_image(args.portrait) if args.portrait else None

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from engine.cli import UserError
+from engine.cli.common import add_hold_args, hold_overrides
 
 
 def add_parser(sub) -> None:
@@ -17,19 +18,12 @@ def add_parser(sub) -> None:
     p.add_argument("--anchor-first", choices=["on", "off"],
                    help="ship the sampler with streams that start on the portrait's own latent (default: the "
                         "generator's setting)")
-    p.add_argument("--identity-hold", type=float, metavar="B",
-                   help="ship the sampler with this identity hold strength (0-1; default: the generator's setting)")
-    p.add_argument("--hold-seconds", type=float, metavar="S",
-                   help="ship the sampler with this identity hold time constant (default: the generator's setting)")
-    p.add_argument("--hold-history", choices=["on", "off"],
-                   help="ship the sampler with the held latents as the generator's history (default: the generator's)")
+    add_hold_args(p, "ship the sampler with: ", "the generator's setting")
     p.add_argument("--motion-basis", metavar="LATENTS",
                    help="latent cache of this model's VAE (train generator --save-latents): store the leading "
                         "within-clip motion directions of its latents, which the identity hold can leave alone")
     p.add_argument("--motion-dims", type=int, default=64, metavar="K",
                    help="with --motion-basis: directions stored (default 64)")
-    p.add_argument("--hold-free-dims", type=int, metavar="N",
-                   help="ship the sampler with the identity hold leaving the first N stored motion directions alone")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -51,10 +45,7 @@ def run(args: argparse.Namespace) -> int:
         if args.motion_basis:
             gcfg = _add_motion_basis(gcfg, state, args.motion_basis, args.motion_dims)
         anchor = None if args.anchor_first is None else args.anchor_first == "on"
-        history = None if args.hold_history is None else args.hold_history == "on"
-        shipped = {k: v for k, v in (("anchor_first", anchor), ("identity_hold", args.identity_hold),
-                                     ("hold_seconds", args.hold_seconds), ("hold_free_dims", args.hold_free_dims),
-                                     ("hold_history", history)) if v is not None}
+        shipped = hold_overrides(args) | ({} if anchor is None else {"anchor_first": anchor})
         try:
             gcfg = dataclasses.replace(gcfg, sampler=dataclasses.replace(gcfg.sampler, **shipped))
         except ValueError as e:

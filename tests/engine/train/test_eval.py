@@ -252,3 +252,15 @@ def test_renders_average_several_seeds(pack, weights, tmp_path):
         assert both[k] == pytest.approx((one[k] + other[k]) / 2)
     assert one["gen_psnr_after_1s"] != other["gen_psnr_after_1s"]  # the seeds do draw other streams
     assert both["real_lipsync"] == one["real_lipsync"]  # the real clip is scored once
+
+
+def test_identity_hold_flags_reach_the_evaluated_sampler(pack, weights, tmp_path, capsys):
+    """eval --identity-hold/--hold-seconds/--hold-history set the sampler the report records; a bad value is a
+    one-line error."""
+    assert _eval(pack, weights / "model.safetensors", tmp_path / "h.json", "--max-clips", "1", "--seconds", "1.2",
+                 "--generation-only", "--identity-hold", "0.5", "--hold-seconds", "3", "--hold-history", "on") == 0
+    sampler = json.loads((tmp_path / "h.json").read_text())["config"]["sampler"]
+    assert (sampler["identity_hold"], sampler["hold_seconds"], sampler["hold_history"]) == (0.5, 3.0, True)
+    assert _eval(pack, weights / "model.safetensors", tmp_path / "x.json", "--generation-only",
+                 "--identity-hold", "2") == 2
+    assert "identity_hold in [0, 1]" in capsys.readouterr().err
