@@ -56,6 +56,12 @@ def add_parser(sub) -> None:
     p.add_argument("--self-history", type=float, metavar="P",
                    help="generator: share of examples whose history latents are the model's own one-step "
                         "predictions (error recycling against identity drift; default 0)")
+    p.add_argument("--mouth-weight", type=float, metavar="W",
+                   help="generator: flow-loss weight of the latent cells over the mouth, relative to the rest "
+                        "(default 1: a plain mean)")
+    p.add_argument("--history-noise-max", type=float, metavar="T",
+                   help="generator: the most noise put on the teacher-forced history latents (default 0.7, the "
+                        "paper's; more makes the model lean on the audio and the references)")
     p.add_argument("--ref-residual", action="store_true",
                    help="generator: the flow makes each latent's departure from the mean reference latent "
                         "(scaled to unit std) instead of the latent, so the portrait's appearance is kept by "
@@ -115,7 +121,8 @@ def run(args: argparse.Namespace) -> int:
                                    ("clip_frames_end", args.clip_frames_end), ("phone_delay", args.phone_delay),
                                    ("babble", args.babble), ("video_only_share", args.video_only_share),
                                    ("self_history", args.self_history), ("latent_noise", args.latent_noise),
-                                   ("encoder_jitter", args.encoder_jitter))
+                                   ("encoder_jitter", args.encoder_jitter), ("mouth_weight", args.mouth_weight),
+                                   ("history_noise_max", args.history_noise_max))
                  if v is not None}
     try:
         tcfg = TrainConfig(task=args.task, seed=args.seed, log_every=args.log_every,

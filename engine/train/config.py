@@ -40,6 +40,8 @@ class TrainConfig:
     video_only_share: float = 0.0  # share of examples drawn from clips without usable audio (a learned
     # "unknown audio" embedding): more identities for the reference pathway; 0 keeps them out
     self_history: float = 0.0  # share of examples whose history is the model's own one-step prediction
+    mouth_weight: float = 1.0  # flow-loss weight of the latent cells over the mouth (gen_task.MOUTH_CELLS)
+    # relative to the rest of the face; 1: a plain mean
     # audio (phonetic pretext, issue 4)
     phone_delay: int = 2  # mel frames (10 ms) the label lags the audio: see engine/train/phonetic/task.py
     crop_seconds: float = 4.0  # audio per example
@@ -57,6 +59,8 @@ class TrainConfig:
             raise ValueError("latent_noise must be >= 0")
         if not 0 <= self.encoder_jitter <= 1:
             raise ValueError("encoder_jitter must be in [0, 1]")
+        if self.mouth_weight < 1 or self.history_noise_max < 0 or self.history_noise_max > 1:
+            raise ValueError("mouth_weight must be >= 1 and history_noise_max in [0, 1]")
         if not 0.0 <= self.self_history <= 1.0:
             raise ValueError("self_history is a share in [0, 1]")
         if self.phone_delay < 0 or self.crop_seconds < 0.5:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -49,6 +50,9 @@ class EvalConfig:
     vae: bool = True  # False: generation metrics only (the VAE windows cost most of a CPU eval)
     renders: int = 1  # generation: renders per clip (seeds seed..seed+renders-1), metrics averaged: one
     # render's lip-sync score is mostly sampling noise (v0.5: 0.168 on a GPU draw, 0.062 on a CPU draw)
+    renders_dir: str | None = None  # generation: write each render there as MP4 (CLIP_seedN.mp4) ...
+    reuse_renders: bool = False  # ... or read them from there instead of rendering (score elsewhere, e.g.
+    # with face landmarks on a machine that has mediapipe)
 
     def __post_init__(self) -> None:
         if self.window < 1 or (self.window - 1) % 4:
@@ -59,6 +63,8 @@ class EvalConfig:
             raise ValueError("max_clips must be at least 1")
         if self.renders < 1:
             raise ValueError("renders must be at least 1")
+        if self.reuse_renders and not self.renders_dir:
+            raise ValueError("reusing renders needs the folder they were saved in")
 
 
 # --- loading ------------------------------------------------------------------------------
@@ -214,18 +220,60 @@ def still_likeness(real: np.ndarray) -> float | None:
     return likeness(np.repeat(real[:1], len(real), axis=0), real)["psnr_after_1s"]
 
 
-def generation_clip(engine, frames: np.ndarray, audio: np.ndarray, cfg: EvalConfig, method: str) -> dict:
+def render_path(cfg: EvalConfig, clip_id: str, seed: int) -> Path:
+    """Where a generation render of `clip_id` with `seed` is saved / read (cfg.renders_dir)."""
+    return Path(cfg.renders_dir) / f"{re.sub(r'[^A-Za-z0-9._-]+', '_', clip_id)}_seed{seed}.mp4"
+
+
+def _render_or_reuse(engine, frames: np.ndarray, audio: np.ndarray, cfg: EvalConfig, clip_id: str,
+                     seed: int) -> np.ndarray:
+    """One generation render [n,H,W,3] from frames[0] and `audio` (n = len(frames)): rendered, and saved if
+    cfg.renders_dir; or read from there (cfg.reuse_renders)."""
+    from engine.io import media
+
+    path = render_path(cfg, clip_id, seed) if cfg.renders_dir else None
+    if cfg.reuse_renders:
+        if not path.is_file():
+            raise ValueError(f"{path}: no saved render (was the eval that saved them run with the same clips, "
+                             "seconds, seed and renders?)")
+        gen = media.read_video(path)[0]
+        if len(gen) < len(frames):
+            raise ValueError(f"{path}: {len(gen)} frames, the eval needs {len(frames)}")
+        return gen[:len(frames)]
+    gen = render(engine, [frames[0]], audio, seed)
+    if path is not None:
+        media.write_video(path, gen, audio=audio)
+    return gen
+
+
+@torch.inference_mode()
+def vae_roundtrip(vae, frames: np.ndarray) -> np.ndarray:
+    """The clip's first 4k+1 frames [F,H,W,3] through the VAE as the generator would have to produce them
+    (bounded-context latents, decoded as one stream with frame 0 as the reference) -> uint8 [F',H,W,3].
+    Its lip sync is the ceiling of any generator on this VAE."""
+    p = next(vae.parameters())
+    n = 4 * ((len(frames) - 1) // 4) + 1
+    video = _to_video(frames[:n], p.device, p.dtype)  # [1,3,F,H,W]
+    refs = vae.ref_features(video[:, :, :1].transpose(1, 2))  # [1,M,D]
+    recon = vae.decode(vae.encode_short_context(video), refs)[0]  # [3,F,H,W] in [-1,1]
+    return ((recon.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 3, 0).cpu().numpy()
+
+
+def generation_clip(engine, frames: np.ndarray, audio: np.ndarray, cfg: EvalConfig, method: str,
+                    clip_id: str = "clip") -> dict:
     """Render from the clip's first frame and its audio (cfg.renders times, other seeds); score the renders
-    (averaged) and the real clip alike."""
+    (averaged), the real clip, and the real clip's VAE round trip (`vae_` keys: the ceiling) alike."""
     n = min(len(frames), int(round(cfg.seconds * FPS)))
     audio = audio[: n * SAMPLE_RATE // FPS]
     draws = []
     for k in range(cfg.renders):
-        gen = render(engine, [frames[0]], audio, cfg.seed + k)
+        gen = _render_or_reuse(engine, frames[:n], audio, cfg, clip_id, cfg.seed + k)
         draws.append({**score_pair(gen, audio, method), **likeness(gen, frames[:n])})
     g, r = _means(draws), score_pair(frames[:n], audio, method)
+    v = score_pair(vae_roundtrip(engine.model.vae, frames[:n]), audio, method)
     row = {"frames": n, "renders": cfg.renders, **{f"gen_{k}": v for k, v in g.items()},
-           **{f"real_{k}": v for k, v in r.items()}, "still_psnr_after_1s": still_likeness(frames[:n])}
+           **{f"real_{k}": v for k, v in r.items()}, "vae_lipsync": v["lipsync"],
+           "vae_silence_opening": v["silence_opening"], "still_psnr_after_1s": still_likeness(frames[:n])}
     row["lipsync_ratio"] = g["lipsync"] / r["lipsync"] if g["lipsync"] is not None and r["lipsync"] > 0.05 else None
     return row
 
@@ -327,7 +375,7 @@ def evaluate(weights: str | Path, pack, cfg: EvalConfig, device: str = "auto", l
     for i, c in enumerate(gclips):
         say(f"generation {i + 1}/{len(gclips)}: {c.id}")
         grows.append({"id": c.id, **generation_clip(engine, pack.load_frames(c, size), pack.load_audio(c),
-                                                    cfg, method)})
+                                                    cfg, method, c.id)})
     if grows:
         mean = _means(grows)
         real = mean.get("real_lipsync")

@@ -17,7 +17,7 @@ from torch import nn
 from engine.audio.encoder import AudioEncoder
 from engine.config import EngineConfig
 from engine.dit.model import DiT
-from engine.flow.sampler import flow_loss, sample_train_t
+from engine.flow.sampler import flow_loss, sample_train_t, velocity_target
 from engine.train.config import TrainConfig
 from engine.train.data import seeded, ClipData, randint, to_tensor
 from engine.vae.model import CausalVAE
@@ -26,6 +26,19 @@ log = logging.getLogger(__name__)
 REF_POOL = 8  # reference frames cached per clip
 SELF_T = (0.5, 1.0)  # noise levels of the one-step predictions used as self-history
 UNKNOWN_AUDIO = "video_only_audio"  # training-only parameter: never exported
+# The mouth's share of the latent grid (rows y0..y1, columns x0..x1 as fractions of h, w): `avacast prepare`
+# centres the face box (half the crop wide) 0.05 below the crop's centre, so the lips sit at 0.64-0.78 of the
+# height and 0.375-0.625 of the width: rows 5-6 and columns 3-4 of the base preset's 8x8 grid.
+MOUTH_CELLS = (0.625, 0.875, 0.375, 0.625)
+
+
+def mouth_weights(h: int, w: int, weight: float) -> torch.Tensor:
+    """[h,w] flow-loss weights: `weight` on the cells MOUTH_CELLS covers (at least one), 1 elsewhere."""
+    y0, y1, x0, x1 = MOUTH_CELLS
+    out = torch.ones(h, w)
+    r0, c0 = min(int(y0 * h), h - 1), min(int(x0 * w), w - 1)
+    out[r0:max(r0 + 1, round(y1 * h)), c0:max(c0 + 1, round(x1 * w))] = weight
+    return out
 
 
 @torch.no_grad()
@@ -48,10 +61,17 @@ def cache_latents(vae: CausalVAE, clips: list[ClipData], device: torch.device, d
     return out
 
 
+def weighted_flow_loss(v: torch.Tensor, x0: torch.Tensor, noise: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
+    """The flow loss with per-cell weights [h,w] on v, x0, noise [B,C,T,h,w], normalised by their mean (uniform
+    errors give the plain loss; an error on cells of weight W counts W / mean(weights) as much)."""
+    err = (v.float() - velocity_target(x0, noise).float()).pow(2)  # [B,C,T,h,w]
+    return (err * cells).mean() / cells.mean()
+
+
 class GeneratorStep(nn.Module):
-    def __init__(self, cfg: EngineConfig):
+    def __init__(self, cfg: EngineConfig, mouth_weight: float = 1.0):
         super().__init__()
-        self.cfg = cfg
+        self.cfg, self.mouth_weight = cfg, mouth_weight
         self.audio = AudioEncoder(cfg.audio)
         self.dit = DiT(cfg)
         self.video_only_audio = nn.Parameter(torch.zeros(cfg.audio.feature_dim))  # [A] for clips without audio
@@ -79,8 +99,11 @@ class GeneratorStep(nn.Module):
             own = (1 - per_frame(th)) * x0_hat + per_frame(th) * hnoise
             hist = torch.where(batch["self_history"][:, None, None, None, None], own, hist)
         v = self.dit.forward_train(hist, th, noisy, t, feats, ref_tok, first=batch["first"])
-        loss = flow_loss(v, x0, noise)
-        return loss, {"flow": loss.detach()}
+        if self.mouth_weight == 1:
+            loss = flow_loss(v, x0, noise)
+            return loss, {"flow": loss.detach()}
+        loss = weighted_flow_loss(v, x0, noise, mouth_weights(*x0.shape[-2:], self.mouth_weight).to(v.device))
+        return loss, {"flow": flow_loss(v, x0, noise).detach(), "weighted": loss.detach()}
 
 
 class GeneratorTask:
@@ -102,7 +125,7 @@ class GeneratorTask:
         self.silent = [c for c in usable if c["audio"] is None] if tcfg.video_only_share > 0 else []
         if not self.clips:
             raise ValueError("no clips with usable audio")
-        self.module = seeded(GeneratorStep, cfg, seed=tcfg.seed)
+        self.module = seeded(GeneratorStep, cfg, tcfg.mouth_weight, seed=tcfg.seed)
         if tcfg.freeze_audio_convs:  # what a phonetic pretext trained (AudioEncoder.mel_features)
             for part in (self.module.audio.inp, self.module.audio.layers):
                 part.requires_grad_(False)

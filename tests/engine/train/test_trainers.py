@@ -499,3 +499,35 @@ def test_ref_residual_trains_the_flow_on_the_departure_from_the_references(cache
     s = engine.open_session([np.zeros((40, 40, 3), np.uint8)], seed=0)
     s.push_audio(np.zeros(8000, np.float32), 16000)
     assert len(s.step() + s.flush()) == 12
+
+
+def test_mouth_weight_counts_the_mouth_cells_more(cache, tmp_path, capsys):
+    """--mouth-weight W: the flow loss weighs the latent cells over the mouth (rows 5-6, columns 3-4 of the base
+    8x8 grid) W times the rest, normalised so uniform errors give the plain loss; the run records it, logs the
+    plain loss beside the weighted one, and values below 1 are refused."""
+    from engine.flow.sampler import flow_loss, velocity_target
+    from engine.train.gen_task import mouth_weights, weighted_flow_loss
+
+    w = mouth_weights(8, 8, 4.0)
+    assert w.sum() == 60 + 4 * 4 and torch.equal(w[5:7, 3:5], torch.full((2, 2), 4.0))
+    assert mouth_weights(2, 2, 3.0).max() == 3.0  # a tiny grid still has one mouth cell
+    x0, noise = torch.randn(2, 4, 3, 8, 8), torch.randn(2, 4, 3, 8, 8)
+    target = velocity_target(x0, noise)
+    uniform = target + 0.5
+    assert weighted_flow_loss(uniform, x0, noise, w) == pytest.approx(flow_loss(uniform, x0, noise).item())
+    mouth_only, rest_only = target.clone(), target.clone()
+    mouth_only[..., 5, 3] += 1.0
+    rest_only[..., 0, 0] += 1.0
+    assert weighted_flow_loss(mouth_only, x0, noise, w) == pytest.approx(
+        4 * weighted_flow_loss(rest_only, x0, noise, w).item())
+    args = ["train", "generator", "--preset", "tiny", "--latents", str(cache), "--device", "cpu",
+            "--max-steps", "2", "--batch", "2"]
+    assert main([*args, "--out", str(tmp_path / "m"), "--mouth-weight", "3", "--history-noise-max", "0.9",
+                 "--log-every", "1"]) == 0
+    header = (tmp_path / "m/log.csv").read_text().splitlines()[0].split(",")
+    assert {"flow", "weighted"} <= set(header)
+    ck = json.loads(load_weights(tmp_path / "m/ckpt/train.safetensors")[2]["train_config"])
+    assert (ck["mouth_weight"], ck["history_noise_max"]) == (3.0, 0.9)
+    capsys.readouterr()
+    assert main([*args, "--out", str(tmp_path / "bad"), "--mouth-weight", "0.5"]) == 2
+    assert "mouth_weight" in capsys.readouterr().err
