@@ -275,7 +275,8 @@ def test_saved_renders_are_written_and_scored_again_without_rendering(pack, weig
     assert _eval(pack, weights / "model.safetensors", tmp_path / "a.json", *args, "--save-renders", str(d)) == 0
     row = json.loads((tmp_path / "a.json").read_text())["generation"]["clips"][0]
     files = sorted(p.name for p in d.iterdir())
-    assert len(files) == 2 and files[0].endswith("_seed0.mp4") and files[1].endswith("_seed1.mp4")
+    assert len(files) == 3 and files[0].endswith("_seed0.mp4") and files[1].endswith("_seed1.mp4")
+    assert files.pop().endswith("_vae.mp4")  # the VAE round trip (the ceiling), reused too
     assert len(M.read_video(d / files[0])[0]) == row["frames"]
     # Replace the renders by the real clip: a re-scored report must now see a perfect likeness.
     from engine.train.pack import Pack
@@ -285,9 +286,11 @@ def test_saved_renders_are_written_and_scored_again_without_rendering(pack, weig
     real = p.load_frames(clip, 32)[:row["frames"]]
     for f in files:
         M.write_video(d / f, real, crf=0)
-    assert _eval(pack, weights / "model.safetensors", tmp_path / "b.json", *args, "--from-renders", str(d)) == 0
+    assert _eval(pack, weights / "model.safetensors", tmp_path / "b.json", *args, "--from-renders", str(d),
+                 "--no-ceiling") == 0
     again = json.loads((tmp_path / "b.json").read_text())["generation"]["clips"][0]
     assert again["gen_psnr_after_1s"] > 40 > row["gen_psnr_after_1s"]
+    assert "vae_lipsync" in row and "vae_lipsync" not in again  # --no-ceiling
     (d / files[1]).unlink()
     assert _eval(pack, weights / "model.safetensors", tmp_path / "c.json", *args, "--from-renders", str(d)) == 2
     assert "no saved render" in capsys.readouterr().err
