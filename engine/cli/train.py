@@ -57,8 +57,8 @@ def add_parser(sub) -> None:
                    help="generator: share of examples whose history latents are the model's own one-step "
                         "predictions (error recycling against identity drift; default 0)")
     p.add_argument("--mouth-weight", type=float, metavar="W",
-                   help="generator: flow-loss weight of the latent cells over the mouth, relative to the rest "
-                        "(default 1: a plain mean)")
+                   help="loss weight of the mouth relative to the rest of the face: the VAE's L1 on its pixels, "
+                        "the generator's flow loss on its latent cells (default 1: a plain mean)")
     p.add_argument("--history-noise-max", type=float, metavar="T",
                    help="generator: the most noise put on the teacher-forced history latents (default 0.7, the "
                         "paper's; more makes the model lean on the audio and the references)")

@@ -20,25 +20,13 @@ from engine.dit.model import DiT
 from engine.flow.sampler import flow_loss, sample_train_t, velocity_target
 from engine.train.config import TrainConfig
 from engine.train.data import seeded, ClipData, randint, to_tensor
+from engine.train.losses import mouth_weights
 from engine.vae.model import CausalVAE
 
 log = logging.getLogger(__name__)
 REF_POOL = 8  # reference frames cached per clip
 SELF_T = (0.5, 1.0)  # noise levels of the one-step predictions used as self-history
 UNKNOWN_AUDIO = "video_only_audio"  # training-only parameter: never exported
-# The mouth's share of the latent grid (rows y0..y1, columns x0..x1 as fractions of h, w): `avacast prepare`
-# centres the face box (half the crop wide) 0.05 below the crop's centre, so the lips sit at 0.64-0.78 of the
-# height and 0.375-0.625 of the width: rows 5-6 and columns 3-4 of the base preset's 8x8 grid.
-MOUTH_CELLS = (0.625, 0.875, 0.375, 0.625)
-
-
-def mouth_weights(h: int, w: int, weight: float) -> torch.Tensor:
-    """[h,w] flow-loss weights: `weight` on the cells MOUTH_CELLS covers (at least one), 1 elsewhere."""
-    y0, y1, x0, x1 = MOUTH_CELLS
-    out = torch.ones(h, w)
-    r0, c0 = min(int(y0 * h), h - 1), min(int(x0 * w), w - 1)
-    out[r0:max(r0 + 1, round(y1 * h)), c0:max(c0 + 1, round(x1 * w))] = weight
-    return out
 
 
 @torch.no_grad()

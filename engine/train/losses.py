@@ -36,6 +36,23 @@ def _ssim32(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return s.mean()
 
 
+# The mouth's share of a face crop (rows y0..y1, columns x0..x1 as fractions of the height and width):
+# `avacast prepare` centres the face box (half the crop wide) 0.05 below the crop's centre, so the lips sit at
+# 0.64-0.78 of the height and 0.375-0.625 of the width: rows 5-6 and columns 3-4 of the base preset's 8x8
+# latent grid, pixels 160-223 x 96-159 of its 256x256 frames.
+MOUTH_BOX = (0.625, 0.875, 0.375, 0.625)
+
+
+def mouth_weights(h: int, w: int, weight: float) -> torch.Tensor:
+    """[h,w] loss weights for a grid of h x w cells (latent cells or pixels): `weight` on what MOUTH_BOX covers
+    (at least one cell), 1 elsewhere."""
+    y0, y1, x0, x1 = MOUTH_BOX
+    out = torch.ones(h, w)
+    r0, c0 = min(int(y0 * h), h - 1), min(int(x0 * w), w - 1)
+    out[r0:max(r0 + 1, round(y1 * h)), c0:max(c0 + 1, round(x1 * w))] = weight
+    return out
+
+
 def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """PSNR in dB of tensors in [-1,1] (peak-to-peak 2)."""
     mse = (a.float().clamp(-1, 1) - b.float().clamp(-1, 1)).pow(2).mean()

@@ -16,7 +16,7 @@ from torch import nn
 from engine.config import EngineConfig
 from engine.train.config import TrainConfig
 from engine.train.data import seeded, ClipData, augment, randint, to_tensor
-from engine.train.losses import psnr, ssim, video_frames
+from engine.train.losses import mouth_weights, psnr, ssim, video_frames
 from engine.vae.model import CausalVAE, kl_loss
 
 
@@ -64,12 +64,18 @@ class VAEStep(nn.Module):
             sigma, extra = corrupt
             z = z + sigma.view(-1, 1, 1, 1, 1) * mean.detach().float().std() * extra
         recon = self.vae.decode(z, self.vae.ref_features(refs))
-        a, b = video_frames(recon.float()), video_frames(video.float())
-        l1 = (a - b).abs().mean()
+        a, b = video_frames(recon.float()), video_frames(video.float())  # [N,3,H,W]
+        err = (a - b).abs()
+        l1 = err.mean()
         s = ssim(a, b)
         kl = kl_loss(mean.float(), logvar.float())
+        logs = {"l1": l1.detach(), "ssim": s.detach(), "kl": kl.detach(), "psnr": psnr(a, b).detach()}
+        if tcfg.mouth_weight != 1:  # the mouth's pixels count more (what lip sync needs; a small share of L1)
+            w = mouth_weights(*a.shape[-2:], tcfg.mouth_weight).to(err.device)  # [H,W]
+            l1 = (err * w).mean() / w.mean()
+            logs["l1_weighted"] = l1.detach()
         loss = l1 + tcfg.ssim_weight * (1 - s) + tcfg.kl_weight * kl
-        return loss, {"l1": l1.detach(), "ssim": s.detach(), "kl": kl.detach(), "psnr": psnr(a, b).detach()}
+        return loss, logs
 
 
 class VAETask:

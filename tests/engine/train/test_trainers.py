@@ -506,7 +506,8 @@ def test_mouth_weight_counts_the_mouth_cells_more(cache, tmp_path, capsys):
     8x8 grid) W times the rest, normalised so uniform errors give the plain loss; the run records it, logs the
     plain loss beside the weighted one, and values below 1 are refused."""
     from engine.flow.sampler import flow_loss, velocity_target
-    from engine.train.gen_task import mouth_weights, weighted_flow_loss
+    from engine.train.gen_task import weighted_flow_loss
+    from engine.train.losses import mouth_weights
 
     w = mouth_weights(8, 8, 4.0)
     assert w.sum() == 60 + 4 * 4 and torch.equal(w[5:7, 3:5], torch.full((2, 2), 4.0))
@@ -531,3 +532,16 @@ def test_mouth_weight_counts_the_mouth_cells_more(cache, tmp_path, capsys):
     capsys.readouterr()
     assert main([*args, "--out", str(tmp_path / "bad"), "--mouth-weight", "0.5"]) == 2
     assert "mouth_weight" in capsys.readouterr().err
+
+
+def test_vae_mouth_weight_weighs_the_mouth_pixels(pack, tmp_path):
+    """train vae --mouth-weight W: L1 counts the mouth's pixels (160-223 x 96-159 of a 256² crop) W times; the
+    log keeps the plain L1 beside the weighted one."""
+    from engine.train.losses import mouth_weights
+
+    w = mouth_weights(256, 256, 6.0)
+    rows, cols = torch.nonzero(w == 6.0, as_tuple=True)
+    assert (rows.min(), rows.max(), cols.min(), cols.max()) == (160, 223, 96, 159)
+    assert train(pack, tmp_path / "v", "vae", 2, "--mouth-weight", "6", "--log-every", "1") == 0
+    header = (tmp_path / "v/log.csv").read_text().splitlines()[0].split(",")
+    assert {"l1", "l1_weighted"} <= set(header)
