@@ -76,6 +76,9 @@ class _StageClock:
 
     def durations(self) -> dict[str, float]:
         out: dict[str, float] = {}
+        if self.cuda and self.marks:  # normally done already (the frames' copy syncs); measured: not always
+            self.marks[-1][1].synchronize()  # (an eval with another process on the GPU: "Both events must be
+            # completed before calculating elapsed time")
         for (_, a), (name, b) in zip(self.marks, self.marks[1:]):
             dt = a.elapsed_time(b) / 1e3 if self.cuda else b - a  # type: ignore[union-attr,operator]
             out[name] = out.get(name, 0.0) + dt

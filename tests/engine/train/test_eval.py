@@ -72,12 +72,14 @@ def test_full_model_gives_vae_and_generation_metrics(pack, weights, tmp_path, ca
     assert len(rep["vae"]["clips"]) == 1 and rep["vae"]["clips"][0]["windows"] == 3  # 30 frames / 9
     gen = rep["generation"]["mean"]
     assert _finite(gen, ["gen_lipsync", "real_lipsync", "gen_stability", "real_stability", "gen_psnr_first_s",
-                         "gen_psnr_after_1s", "still_psnr_after_1s", "vae_lipsync"])
+                         "gen_psnr_after_1s", "still_psnr_after_1s"])
+    assert _finite(rep["ceiling"]["mean"], ["vae_lipsync", "real_lipsync"])
+    assert rep["ceiling"]["mean"]["real_lipsync"] == pytest.approx(gen["real_lipsync"])
     assert rep["generation"]["clips"][0]["frames"] == 30
     stream = ["stream_full_psnr", "stream_short_psnr"]  # 1.2 s: the continuous stream past its first second
     assert _finite(rep["vae"]["mean"], stream)
     out = capsys.readouterr().out
-    assert "| VAE references | PSNR (dB) | SSIM |" in out and "lip-sync score" in out and "(the ceiling)" in out
+    assert "| VAE references | PSNR (dB) | SSIM |" in out and "lip-sync score" in out and "Lip-sync ceiling" in out
     assert _finite(rep["vae"]["mean"], ["psnr_swap", "ssim_swap"]) and "| 1, of another person |" in out
     assert "VAE as one continuous stream" in out and "PSNR to the real clip" in out
 
@@ -91,10 +93,15 @@ def test_long_render_reports_first_and_last_span(pack, weights, tmp_path):
 
 
 def test_vae_only_file_skips_generation_with_a_note(pack, weights, tmp_path, capsys):
+    """A VAE export: the reconstruction table and the lip-sync ceiling (its round trip of the real clips), no
+    generation."""
     first = sorted(weights.glob("vae-*-of-*.safetensors"))[0]
-    assert _eval(pack, first, tmp_path / "r.json", "--max-clips", "1", "--seconds", "0.4", "--window", "9") == 0
+    assert _eval(pack, first, tmp_path / "r.json", "--max-clips", "1", "--seconds", "0.4", "--window", "9",
+                 "--save-renders", str(tmp_path / "rt")) == 0
     rep = json.loads((tmp_path / "r.json").read_text())
     assert rep["kind"] == "vae" and rep["generation"] is None
+    assert _finite(rep["ceiling"]["mean"], ["vae_lipsync", "real_lipsync"])
+    assert [p.name.endswith("_vae.mp4") for p in (tmp_path / "rt").iterdir()] == [True]
     assert _finite(rep["vae"]["mean"], VAE_KEYS)
     assert any("generation metrics skipped" in n for n in rep["notes"])
     assert "stream_full_psnr" not in rep["vae"]["mean"]  # 0.4 s: no stream past a first second to score
@@ -273,7 +280,8 @@ def test_saved_renders_are_written_and_scored_again_without_rendering(pack, weig
     d = tmp_path / "renders"
     args = ("--max-clips", "1", "--seconds", "1.2", "--generation-only", "--renders", "2")
     assert _eval(pack, weights / "model.safetensors", tmp_path / "a.json", *args, "--save-renders", str(d)) == 0
-    row = json.loads((tmp_path / "a.json").read_text())["generation"]["clips"][0]
+    first = json.loads((tmp_path / "a.json").read_text())
+    row = first["generation"]["clips"][0]
     files = sorted(p.name for p in d.iterdir())
     assert len(files) == 3 and files[0].endswith("_seed0.mp4") and files[1].endswith("_seed1.mp4")
     assert files.pop().endswith("_vae.mp4")  # the VAE round trip (the ceiling), reused too
@@ -288,9 +296,10 @@ def test_saved_renders_are_written_and_scored_again_without_rendering(pack, weig
         M.write_video(d / f, real, crf=0)
     assert _eval(pack, weights / "model.safetensors", tmp_path / "b.json", *args, "--from-renders", str(d),
                  "--no-ceiling") == 0
-    again = json.loads((tmp_path / "b.json").read_text())["generation"]["clips"][0]
+    second = json.loads((tmp_path / "b.json").read_text())
+    again = second["generation"]["clips"][0]
     assert again["gen_psnr_after_1s"] > 40 > row["gen_psnr_after_1s"]
-    assert "vae_lipsync" in row and "vae_lipsync" not in again  # --no-ceiling
+    assert first["ceiling"] is not None and second["ceiling"] is None  # --no-ceiling
     (d / files[1]).unlink()
     assert _eval(pack, weights / "model.safetensors", tmp_path / "c.json", *args, "--from-renders", str(d)) == 2
     assert "no saved render" in capsys.readouterr().err
