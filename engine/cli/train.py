@@ -95,6 +95,9 @@ def add_parser(sub) -> None:
     p.add_argument("--latent-noise", type=float, metavar="S",
                    help="vae: Gaussian noise of up to S latent stds (uniform per example) on the decoder's "
                         "input latent: a decoder for imperfect, generated latents (default 0)")
+    p.add_argument("--adversarial", type=float, metavar="W",
+                   help="vae: add discriminators of the frame and of the mouth, their term weighted W (against the "
+                        "blur that L1 + SSIM leave on the mouth; trained from scratch; default 0: off)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--log-every", type=int, default=20, help="steps between log lines")
     p.add_argument("--device", default="auto")
@@ -108,6 +111,10 @@ def run(args: argparse.Namespace) -> int:
     from engine.train.loop import train
 
     cfg = EngineConfig.preset(args.preset)
+    if args.adversarial is not None and args.task != "vae":
+        raise UserError("--adversarial is a VAE setting")
+    if args.mouth_weight is not None and args.task == "audio":
+        raise UserError("--mouth-weight is a VAE or generator setting")
     if args.latent_channels is not None:
         if args.task != "vae":
             raise UserError("--latent-channels is a VAE setting: the generator takes it from its VAE")
@@ -122,7 +129,8 @@ def run(args: argparse.Namespace) -> int:
                                    ("babble", args.babble), ("video_only_share", args.video_only_share),
                                    ("self_history", args.self_history), ("latent_noise", args.latent_noise),
                                    ("encoder_jitter", args.encoder_jitter), ("mouth_weight", args.mouth_weight),
-                                   ("history_noise_max", args.history_noise_max))
+                                   ("history_noise_max", args.history_noise_max),
+                                   ("adversarial", args.adversarial))
                  if v is not None}
     try:
         tcfg = TrainConfig(task=args.task, seed=args.seed, log_every=args.log_every,

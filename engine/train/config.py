@@ -31,6 +31,7 @@ class TrainConfig:
     encoder_jitter: float = 0.0  # strength of a random colour transform on the encoder's input only (the target
     # and the references stay): the latent cannot carry the colours, so the decoder takes them from the
     # references; 0: none
+    adversarial: float = 0.0  # weight of the discriminators' term in the VAE's loss (train/adversarial.py); 0: off
     # generator
     blocks: int = 16  # blocks per training sequence
     history_noise_max: float = 0.7  # paper: noise 0..0.7 on history latents
@@ -55,8 +56,8 @@ class TrainConfig:
                 raise ValueError("clip frame counts must be 4k+1")
         if not 0.0 <= self.babble <= 1.0 or not 0.0 <= self.video_only_share < 1.0:
             raise ValueError("babble is a share in [0, 1] and video_only_share in [0, 1)")
-        if self.latent_noise < 0:
-            raise ValueError("latent_noise must be >= 0")
+        if self.latent_noise < 0 or self.adversarial < 0:
+            raise ValueError("latent_noise and adversarial must be >= 0")
         if not 0 <= self.encoder_jitter <= 1:
             raise ValueError("encoder_jitter must be in [0, 1]")
         if self.mouth_weight < 1 or self.history_noise_max < 0 or self.history_noise_max > 1:

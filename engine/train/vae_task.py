@@ -5,7 +5,9 @@ Decoder-only rounds (`freeze_encoder`) keep the latent space, so a generator tra
 `latent_noise` the decoder learns to decode imperfect latents, such as the generator's (round 6: it then
 smooths what it decodes, less mouth motion; docs/TRAINING.md). With `encoder_jitter` the encoder sees the clip
 in random colours while the target and the references keep theirs, which pushes the colours out of the
-latent into the references (session 7: halving the latent channels alone left the appearance in the latent)."""
+latent into the references (session 7: halving the latent channels alone left the appearance in the latent).
+With `adversarial` > 0, discriminators of the frame and of the mouth add a term against blur
+(engine/train/adversarial.py)."""
 from __future__ import annotations
 
 from contextlib import nullcontext
@@ -14,6 +16,7 @@ import torch
 from torch import nn
 
 from engine.config import EngineConfig
+from engine.train.adversarial import Adversary
 from engine.train.config import TrainConfig
 from engine.train.data import seeded, ClipData, augment, randint, to_tensor
 from engine.train.losses import mouth_weights, psnr, ssim, video_frames
@@ -44,10 +47,11 @@ def colour_jitter(video: torch.Tensor, strength: float, g: torch.Generator) -> t
 class VAEStep(nn.Module):
     """The trained module; forward returns the loss so DDP sees one call per step."""
 
-    def __init__(self, cfg: EngineConfig, freeze_encoder: bool = False):
+    def __init__(self, cfg: EngineConfig, freeze_encoder: bool = False, adversarial: bool = False):
         super().__init__()
         self.vae = CausalVAE(cfg.vae)
         self.freeze_encoder = freeze_encoder
+        self.adversary = Adversary() if adversarial else None  # training only: never exported
         if freeze_encoder:  # E1 also makes the reference features: they stay as the encoder made them
             for part in ENCODER_PARTS:
                 getattr(self.vae, part).requires_grad_(False)
@@ -75,6 +79,10 @@ class VAEStep(nn.Module):
             l1 = (err * w).mean() / w.mean()
             logs["l1_weighted"] = l1.detach()
         loss = l1 + tcfg.ssim_weight * (1 - s) + tcfg.kl_weight * kl
+        if self.adversary is not None:
+            g, d = self.adversary(a, b)
+            loss = loss + tcfg.adversarial * g + d
+            logs |= {"g_adv": g.detach(), "d_hinge": d.detach()}
         return loss, logs
 
 
@@ -87,7 +95,7 @@ class VAETask:
         self.clips = [c for c in clips if len(c.frames) >= min(tcfg.clip_frames_end, longest)]
         if not self.clips:
             raise ValueError("no training clips long enough")
-        self.module = seeded(VAEStep, cfg, tcfg.freeze_encoder, seed=tcfg.seed)
+        self.module = seeded(VAEStep, cfg, tcfg.freeze_encoder, tcfg.adversarial > 0, seed=tcfg.seed)
 
     def batch(self, g: torch.Generator, step: int, device: torch.device) -> dict:
         f = clip_frames(self.tcfg, step)
@@ -121,5 +129,5 @@ class VAETask:
                       batch.get("enc_video"))
 
     def export(self, ema: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """EMA VAE weights under the `vae.` prefix of a full model."""
-        return dict(ema)  # keys are already "vae.*", as in AvacastModel
+        """EMA VAE weights under the `vae.` prefix of a full model (the discriminators stay in the checkpoint)."""
+        return {k: v for k, v in ema.items() if k.startswith("vae.")}  # keys as in AvacastModel

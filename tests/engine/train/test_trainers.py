@@ -545,3 +545,40 @@ def test_vae_mouth_weight_weighs_the_mouth_pixels(pack, tmp_path):
     assert train(pack, tmp_path / "v", "vae", 2, "--mouth-weight", "6", "--log-every", "1") == 0
     header = (tmp_path / "v/log.csv").read_text().splitlines()[0].split(",")
     assert {"l1", "l1_weighted"} <= set(header)
+
+
+def test_adversary_gives_each_side_only_its_own_gradient():
+    """The VAE's adversarial term moves the reconstruction, never the discriminators; the discriminators' hinge
+    term moves the discriminators, never the reconstruction (one optimiser trains both)."""
+    from engine.train.adversarial import Adversary, hinge_d_loss, mouth_crop
+
+    torch.manual_seed(0)
+    adv = Adversary(width=8)
+    real = torch.rand(2, 3, 32, 32) * 2 - 1
+    recon = (torch.rand(2, 3, 32, 32) * 2 - 1).requires_grad_(True)
+    g, d = adv(recon, real)
+    g.backward(retain_graph=True)
+    assert recon.grad is not None and recon.grad.abs().sum() > 0
+    assert all(p.grad is None for p in adv.parameters())
+    recon.grad = None
+    d.backward()
+    assert recon.grad is None and all(p.grad is not None for p in adv.parameters())
+    assert mouth_crop(torch.zeros(1, 3, 256, 256)).shape[-2:] == (116, 116)  # rows 134-249, cols 70-185
+    assert hinge_d_loss(torch.full((4,), 2.0), torch.full((4,), -2.0)) == 0  # both sides past the margin
+    assert hinge_d_loss(torch.zeros(4), torch.zeros(4)) == 2
+
+
+def test_vae_adversarial_trains_discriminators_that_stay_out_of_the_export(pack, tmp_path, capsys):
+    """train vae --adversarial W: discriminators of the frame and the mouth train with the VAE (logged, in the
+    checkpoint, resumable), the export holds the VAE alone; other tasks refuse the flag."""
+    assert train(pack, tmp_path / "a", "vae", 2, "--adversarial", "0.1", "--log-every", "1") == 0
+    header = (tmp_path / "a/log.csv").read_text().splitlines()[0].split(",")
+    assert {"g_adv", "d_hinge"} <= set(header)
+    ck = load_weights(tmp_path / "a/ckpt/train.safetensors")[1]
+    assert any(k.startswith("model.adversary.mouth.") for k in ck)
+    export = _weights(tmp_path / "a/vae.safetensors")
+    assert export and all(k.startswith("vae.") for k in export)
+    assert train(pack, tmp_path / "a", "vae", 3, "--adversarial", "0.1", "--resume") == 0
+    capsys.readouterr()
+    assert train(pack, tmp_path / "g", "generator", 1, "--adversarial", "0.1") == 2
+    assert "VAE setting" in capsys.readouterr().err

@@ -1,0 +1,79 @@
+"""Adversarial term for the VAE (`train vae --adversarial W`, session 10's next step for lip sync).
+
+L1 + SSIM average what the decoder is unsure of: at 29 dB PSNR the reconstructed mouth is a blurred, nearly
+closed one (docs/TRAINING.md round 10). A discriminator that tells real frames from reconstructions punishes
+that blur. Two PatchGAN discriminators (pix2pix / VQGAN style, trained from scratch: no downloaded weights,
+DESIGN.md §2) judge the whole frame and the mouth crop (`losses.MOUTH_BOX` widened by MOUTH_MARGIN).
+
+One optimiser trains the VAE and the discriminators together (the training loop has one): the VAE's term
+sees the discriminators through detached parameters (`frozen_call`), and the discriminators' hinge loss sees
+detached reconstructions, so each side gets only its own gradient.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call
+
+from engine.train.losses import MOUTH_BOX
+
+MOUTH_MARGIN = 0.1  # of the crop's side, added around MOUTH_BOX: the lips, teeth and chin edge
+
+
+class PatchDiscriminator(nn.Module):
+    """Frames [N,3,H,W] in [-1,1] -> real/fake logits [N,1,H/2^L,W/2^L] (one per overlapping patch)."""
+
+    def __init__(self, width: int = 64, layers: int = 3):
+        super().__init__()
+        chans = [3] + [width * min(2 ** i, 8) for i in range(layers)]
+        body: list[nn.Module] = []
+        for i, (cin, cout) in enumerate(zip(chans, chans[1:])):
+            body.append(nn.Conv2d(cin, cout, 4, stride=2, padding=1))
+            if i:  # no norm on the first layer (pix2pix)
+                body.append(nn.GroupNorm(min(32, cout // 4), cout))
+            body.append(nn.LeakyReLU(0.2))
+        body.append(nn.Conv2d(chans[-1], 1, 3, padding=1))
+        self.net = nn.Sequential(*body)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def mouth_crop(frames: torch.Tensor) -> torch.Tensor:
+    """[N,3,H,W] -> the mouth region [N,3,h,w] (MOUTH_BOX widened by MOUTH_MARGIN, clipped to the frame)."""
+    h, w = frames.shape[-2:]
+    y0, y1, x0, x1 = MOUTH_BOX
+    m = MOUTH_MARGIN
+    r0, r1 = int(max(0.0, y0 - m) * h), int(round(min(1.0, y1 + m) * h))
+    c0, c1 = int(max(0.0, x0 - m) * w), int(round(min(1.0, x1 + m) * w))
+    return frames[..., r0:r1, c0:c1]
+
+
+def frozen_call(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """module(x) with its parameters detached: gradients reach x, never the module."""
+    params = {k: v.detach() for k, v in module.named_parameters()}
+    return functional_call(module, params, (x,))
+
+
+def hinge_d_loss(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """Discriminator hinge loss on logits: real pushed above +1, fake below -1."""
+    return F.relu(1 - real.float()).mean() + F.relu(1 + fake.float()).mean()
+
+
+class Adversary(nn.Module):
+    """The frame and mouth discriminators -> (VAE term, discriminator term) for one batch of frames."""
+
+    def __init__(self, width: int = 64):
+        super().__init__()
+        self.frame = PatchDiscriminator(width)
+        self.mouth = PatchDiscriminator(width)
+
+    def forward(self, recon: torch.Tensor, real: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """recon, real [N,3,H,W] in [-1,1] -> (g, d): g (to minimise by the VAE) = -mean logit of the
+        reconstructions; d (to minimise by the discriminators) = hinge loss, reconstructions detached."""
+        g = d = recon.new_zeros((), dtype=torch.float32)
+        for disc, crop in ((self.frame, lambda x: x), (self.mouth, mouth_crop)):
+            g = g - frozen_call(disc, crop(recon)).float().mean()
+            d = d + hinge_d_loss(disc(crop(real)), disc(crop(recon.detach())))
+        return g, d
