@@ -51,7 +51,8 @@ def add_parser(sub) -> None:
                    help="generation: skip the real clips' VAE round trip (the lip-sync ceiling; minutes per clip "
                         "on a CPU)")
     p.add_argument("--generation-only", action="store_true",
-                   help="skip the VAE windows (most of the time of a CPU eval); model or generator files only")
+                   help="skip the VAE windows (most of the time of a CPU eval): lip sync only (a VAE export: its "
+                        "ceiling alone)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
     p.add_argument("--out", required=True, help="report .json")

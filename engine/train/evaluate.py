@@ -377,8 +377,9 @@ def evaluate(weights: str | Path, pack, cfg: EvalConfig, device: str = "auto", l
     clips = select_clips(pack.clips(cfg.split), cfg.max_clips)
     if not clips:
         raise ValueError(f"{pack.root}: no clips in split {cfg.split!r}")
-    if engine is None and not cfg.vae:
-        raise ValueError(f"{Path(weights).name}: a VAE export has no generation to evaluate")
+    if engine is None and not cfg.vae and not cfg.ceiling:
+        raise ValueError(f"{Path(weights).name}: a VAE export has no generation to evaluate (without its windows "
+                         "and its ceiling nothing is left)")
     rows = []
     rest = [o for o in pack.clips(cfg.split) if o not in clips]
     for i, c in enumerate(clips if cfg.vae else []):

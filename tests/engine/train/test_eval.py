@@ -241,7 +241,11 @@ def test_generation_only_skips_the_vae_windows(pack, weights, tmp_path, capsys):
     assert rep["vae"] is None and _finite(rep["generation"]["mean"], ["gen_lipsync", "gen_psnr_after_1s"])
     out = capsys.readouterr().out
     assert "lip-sync score" in out and "VAE references" not in out
-    assert _eval(pack, weights / "vae.safetensors", tmp_path / "v.json", "--generation-only") == 2
+    first = sorted(weights.glob("vae-*-of-*.safetensors"))[0]  # a VAE export: its lip-sync ceiling alone
+    assert _eval(pack, first, tmp_path / "v.json", "--generation-only", "--max-clips", "1", "--seconds", "1.2") == 0
+    rep = json.loads((tmp_path / "v.json").read_text())
+    assert rep["vae"] is None and rep["generation"] is None and _finite(rep["ceiling"]["mean"], ["vae_lipsync"])
+    assert _eval(pack, first, tmp_path / "w.json", "--generation-only", "--no-ceiling") == 2
     assert "no generation to evaluate" in capsys.readouterr().err
 
 
