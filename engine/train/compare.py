@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import math
 
-MOUTH_KEYS = ("gen_lipsync", "gen_silence_opening", "vae_lipsync")  # measured on the mouth opening (report "mouth_opening_method")
+# measured on the mouth opening (the report's "mouth_opening_method")
+MOUTH_KEYS = ("gen_lipsync", "gen_silence_opening", "vae_lipsync")
 
 # (report part, per-clip key, label, +1 if higher is better / -1 if lower is better / 0 if neither)
 METRICS = (

@@ -55,7 +55,7 @@ class EvalConfig:
     renders_dir: str | None = None  # generation: write each render there as MP4 (CLIP_seedN.mp4) ...
     reuse_renders: bool = False  # ... or read them from there instead of rendering (score elsewhere, e.g.
     # with face landmarks on a machine that has mediapipe)
-    ceiling: bool = True  # generation: also score the real clip's VAE round trip (minutes per clip on a CPU)
+    ceiling: bool = True  # also score the real clips' VAE round trip, any weights file (minutes per clip on a CPU)
 
     def __post_init__(self) -> None:
         if self.window < 1 or (self.window - 1) % 4:
@@ -225,7 +225,8 @@ def still_likeness(real: np.ndarray) -> float | None:
 
 def render_path(cfg: EvalConfig, clip_id: str, seed: int | None) -> Path:
     """Where a generation render of `clip_id` with `seed` (None: the VAE round trip) is saved / read."""
-    return Path(cfg.renders_dir) / f"{re.sub(r'[^A-Za-z0-9._-]+', '_', clip_id)}_{'vae' if seed is None else f'seed{seed}'}.mp4"
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", clip_id)
+    return Path(cfg.renders_dir) / f"{name}_{'vae' if seed is None else f'seed{seed}'}.mp4"
 
 
 def _render_or_reuse(engine, frames: np.ndarray, audio: np.ndarray, cfg: EvalConfig, clip_id: str,

@@ -129,5 +129,5 @@ class VAETask:
                       batch.get("enc_video"))
 
     def export(self, ema: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """EMA VAE weights under the `vae.` prefix of a full model (the discriminators stay in the checkpoint)."""
+        """EMA VAE weights under the `vae.` prefix of a full model (discriminators: in the checkpoint only)."""
         return {k: v for k, v in ema.items() if k.startswith("vae.")}  # keys as in AvacastModel
