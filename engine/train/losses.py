@@ -39,7 +39,8 @@ def _ssim32(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 # The mouth's share of a face crop (rows y0..y1, columns x0..x1 as fractions of the height and width):
 # `avacast prepare` centres the face box (half the crop wide) 0.05 below the crop's centre, so the lips sit at
 # 0.64-0.78 of the height and 0.375-0.625 of the width: rows 5-6 and columns 3-4 of the base preset's 8x8
-# latent grid, pixels 160-223 x 96-159 of its 256x256 frames.
+# latent grid, pixels 160-223 x 96-159 of its 256x256 frames. The VAE's zoom augmentation (a random crop of up to
+# 1/1.12 of the side, scaled back) moves the mouth by up to ~28 px: the box is a weighting, not a mask.
 MOUTH_BOX = (0.625, 0.875, 0.375, 0.625)
 
 
