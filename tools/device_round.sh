@@ -22,6 +22,9 @@
 #                         --generation-only (~1 min instead of ~2.5), --anchor on
 #   render NAME AUDIO IMG...  60 s renders -> /root/keep/NAME_<image>.mp4
 #   fetch FILE...         copy files into $OUT (mind the 8-file / 64 MiB return limit)
+#   tarback DIR...        each folder as one tar in $OUT, e.g. the renders of `eval NAME --save-renders
+#                         /root/keep/r_NAME` (24 MP4s + 12 VAE round trips, ~7 MiB), re-scored elsewhere with
+#                         `avacast eval ... --from-renders` (face landmarks: docs/TRAINING.md round 10)
 # A generator export from `gen` holds the VAE too: `python tools/strip_vae.py IN OUT` makes it 46 MiB.
 set -euo pipefail
 K=${AVACAST_KEEP:-/root/keep}  # survives between calls while the machine is warm
@@ -64,5 +67,7 @@ case $step in
     done ;;
   fetch)
     for f in "$@"; do cp "$f" "$OUT"/; done; ls -la "$OUT" ;;
+  tarback)
+    for d in "$@"; do tar -C "$(dirname "$d")" -cf "$OUT/$(basename "$d").tar" "$(basename "$d")"; done; ls -la "$OUT" ;;
   *) echo "unknown step $step" >&2; exit 2 ;;
 esac
