@@ -5,9 +5,10 @@ closed one (docs/TRAINING.md round 10). A discriminator that tells real frames f
 that blur. Two PatchGAN discriminators (pix2pix / VQGAN style, trained from scratch: no downloaded weights,
 DESIGN.md §2) judge the whole frame and the mouth crop (`losses.MOUTH_BOX` widened by MOUTH_MARGIN).
 
-One optimiser trains the VAE and the discriminators together (the training loop has one): the VAE's term
-sees the discriminators through detached parameters (`frozen_call`), and the discriminators' hinge loss sees
-detached reconstructions, so each side gets only its own gradient.
+One optimiser trains the VAE and the discriminators together (the training loop has one; the discriminators
+are its second parameter group, with GAN betas: `VAETask.param_groups`): the VAE's term sees the discriminators
+through detached parameters (`frozen_call`), and the discriminators' hinge loss sees detached reconstructions,
+so each side gets only its own gradient.
 """
 from __future__ import annotations
 

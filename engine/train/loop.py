@@ -57,7 +57,10 @@ def train(task, cfg: EngineConfig, tcfg: TrainConfig, run_dir: Path, *, resume: 
     run_dir.mkdir(parents=True, exist_ok=True)
     module = task.module.to(dev)
     model = torch.nn.parallel.DistributedDataParallel(module) if world > 1 else module
-    opt = torch.optim.AdamW(module.parameters(), lr=tcfg.lr, betas=(0.9, 0.99), weight_decay=tcfg.weight_decay)
+    # A task may split its parameters into groups with their own AdamW settings (the VAE's discriminators);
+    # every group follows the same learning-rate schedule.
+    groups = task.param_groups(module) if hasattr(task, "param_groups") else [{"params": list(module.parameters())}]
+    opt = torch.optim.AdamW(groups, lr=tcfg.lr, betas=(0.9, 0.99), weight_decay=tcfg.weight_decay)
     ema = EMA(module, tcfg.ema_decay)
     step = 0
     ckpt = run_dir / CKPT

@@ -128,6 +128,13 @@ class VAETask:
         return module(batch["video"], batch["refs"], batch["noise"], self.tcfg, batch.get("corrupt"),
                       batch.get("enc_video"))
 
+    def param_groups(self, module: nn.Module) -> list[dict]:
+        """AdamW groups: the VAE with the loop's settings; the discriminators (if any) with the usual GAN ones,
+        betas (0.5, 0.9) and no weight decay."""
+        adv = [p for n, p in module.named_parameters() if n.startswith("adversary.")]
+        rest = [p for n, p in module.named_parameters() if not n.startswith("adversary.")]
+        return [{"params": rest}] + ([{"params": adv, "betas": (0.5, 0.9), "weight_decay": 0.0}] if adv else [])
+
     def export(self, ema: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """EMA VAE weights under the `vae.` prefix of a full model (discriminators: in the checkpoint only)."""
         return {k: v for k, v in ema.items() if k.startswith("vae.")}  # keys as in AvacastModel

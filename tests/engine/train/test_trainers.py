@@ -574,8 +574,11 @@ def test_vae_adversarial_trains_discriminators_that_stay_out_of_the_export(pack,
     assert train(pack, tmp_path / "a", "vae", 2, "--adversarial", "0.1", "--log-every", "1") == 0
     header = (tmp_path / "a/log.csv").read_text().splitlines()[0].split(",")
     assert {"g_adv", "d_hinge"} <= set(header)
-    ck = load_weights(tmp_path / "a/ckpt/train.safetensors")[1]
+    _, ck, meta = load_weights(tmp_path / "a/ckpt/train.safetensors")
     assert any(k.startswith("model.adversary.mouth.") for k in ck)
+    vae_group, disc_group = json.loads(meta["opt_groups"])  # the discriminators: GAN betas, no decay
+    assert (disc_group["betas"], disc_group["weight_decay"]) == ([0.5, 0.9], 0.0)
+    assert vae_group["betas"] == [0.9, 0.99] and vae_group["weight_decay"] > 0
     export = _weights(tmp_path / "a/vae.safetensors")
     assert export and all(k.startswith("vae.") for k in export)
     assert train(pack, tmp_path / "a", "vae", 3, "--adversarial", "0.1", "--resume") == 0
