@@ -158,13 +158,20 @@ def vae_stream(vae, frames: np.ndarray, n: int) -> dict[str, float]:
     generator trains on). The windowed table restarts every `window` frames and hides drift over time."""
     p = next(vae.parameters())
     video = _to_video(frames[:n], p.device, p.dtype)  # [1,3,F,H,W]
-    refs = vae.ref_features(video[:, :, :1].transpose(1, 2))  # [1,M,D]
     target = video[0].transpose(0, 1).float()[FPS:]  # [F-25,3,H,W]
     out = {}
-    for name, mean in (("full", vae.encode(video)[0]), ("short", vae.encode_short_context(video))):
-        recon = vae.decode(mean, refs)[0].transpose(0, 1).float()[FPS:]
+    for name in ("full", "short"):
+        recon = _decode_as_stream(vae, video, name).transpose(0, 1).float()[FPS:]
         out[f"stream_{name}_psnr"] = float(psnr(recon, target))
     return out
+
+
+def _decode_as_stream(vae, video: torch.Tensor, encode: str) -> torch.Tensor:
+    """video [1,3,F,H,W] -> its latents ("full": one whole-clip encode; "short": `encode_short_context`)
+    decoded as one continuous stream with frame 0 as the reference -> [3,F,H,W] in about [-1,1]."""
+    refs = vae.ref_features(video[:, :, :1].transpose(1, 2))  # [1,M,D]
+    mean = vae.encode(video)[0] if encode == "full" else vae.encode_short_context(video)
+    return vae.decode(mean, refs)[0]
 
 
 def vae_clip(vae, frames: np.ndarray, cfg: EvalConfig, foreign: np.ndarray | None = None) -> dict:
@@ -257,9 +264,7 @@ def vae_roundtrip(vae, frames: np.ndarray) -> np.ndarray:
     Its lip sync is the ceiling of any generator on this VAE."""
     p = next(vae.parameters())
     n = 4 * ((len(frames) - 1) // 4) + 1
-    video = _to_video(frames[:n], p.device, p.dtype)  # [1,3,F,H,W]
-    refs = vae.ref_features(video[:, :, :1].transpose(1, 2))  # [1,M,D]
-    recon = vae.decode(vae.encode_short_context(video), refs)[0]  # [3,F,H,W] in [-1,1]
+    recon = _decode_as_stream(vae, _to_video(frames[:n], p.device, p.dtype), "short")  # [3,F,H,W]
     return ((recon.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 3, 0).cpu().numpy()
 
 
