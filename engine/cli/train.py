@@ -98,6 +98,11 @@ def add_parser(sub) -> None:
     p.add_argument("--adversarial", type=float, metavar="W",
                    help="vae: add discriminators of the frame and of the mouth, their term weighted W (against the "
                         "blur that L1 + SSIM leave on the mouth; trained from scratch; default 0: off)")
+    p.add_argument("--adversarial-start", type=int, metavar="STEP",
+                   help="vae: the step from which the discriminators' term counts; before it they learn alone "
+                        "(default 0)")
+    p.add_argument("--disc-lr-scale", type=float, metavar="S",
+                   help="vae: the discriminators' learning rate as a multiple of the VAE's (default 4)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--log-every", type=int, default=20, help="steps between log lines")
     p.add_argument("--device", default="auto")
@@ -111,8 +116,8 @@ def run(args: argparse.Namespace) -> int:
     from engine.train.loop import train
 
     cfg = EngineConfig.preset(args.preset)
-    if args.adversarial is not None and args.task != "vae":
-        raise UserError("--adversarial is a VAE setting")
+    if args.task != "vae" and (args.adversarial, args.adversarial_start, args.disc_lr_scale) != (None,) * 3:
+        raise UserError("--adversarial, --adversarial-start and --disc-lr-scale are VAE settings")
     if args.mouth_weight is not None and args.task == "audio":
         raise UserError("--mouth-weight is a VAE or generator setting")
     if args.latent_channels is not None:
@@ -130,7 +135,8 @@ def run(args: argparse.Namespace) -> int:
                                    ("self_history", args.self_history), ("latent_noise", args.latent_noise),
                                    ("encoder_jitter", args.encoder_jitter), ("mouth_weight", args.mouth_weight),
                                    ("history_noise_max", args.history_noise_max),
-                                   ("adversarial", args.adversarial))
+                                   ("adversarial", args.adversarial),
+                                   ("adversarial_start", args.adversarial_start), ("disc_lr_scale", args.disc_lr_scale))
                  if v is not None}
     try:
         tcfg = TrainConfig(task=args.task, seed=args.seed, log_every=args.log_every,

@@ -32,6 +32,8 @@ class TrainConfig:
     # and the references stay): the latent cannot carry the colours, so the decoder takes them from the
     # references; 0: none
     adversarial: float = 0.0  # weight of the discriminators' term in the VAE's loss (train/adversarial.py); 0: off
+    adversarial_start: int = 0  # step from which that term counts: the discriminators, fresh, learn alone before
+    disc_lr_scale: float = 4.0  # the discriminators' learning rate over the VAE's (two time-scale update rule)
     # generator
     blocks: int = 16  # blocks per training sequence
     history_noise_max: float = 0.7  # paper: noise 0..0.7 on history latents
@@ -56,8 +58,8 @@ class TrainConfig:
                 raise ValueError("clip frame counts must be 4k+1")
         if not 0.0 <= self.babble <= 1.0 or not 0.0 <= self.video_only_share < 1.0:
             raise ValueError("babble is a share in [0, 1] and video_only_share in [0, 1)")
-        if self.latent_noise < 0 or self.adversarial < 0:
-            raise ValueError("latent_noise and adversarial must be >= 0")
+        if self.latent_noise < 0 or self.adversarial < 0 or self.adversarial_start < 0 or self.disc_lr_scale <= 0:
+            raise ValueError("latent_noise, adversarial and adversarial_start must be >= 0, disc_lr_scale > 0")
         if not 0 <= self.encoder_jitter <= 1:
             raise ValueError("encoder_jitter must be in [0, 1]")
         if self.mouth_weight < 1 or self.history_noise_max < 0 or self.history_noise_max > 1:

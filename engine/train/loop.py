@@ -58,7 +58,8 @@ def train(task, cfg: EngineConfig, tcfg: TrainConfig, run_dir: Path, *, resume: 
     module = task.module.to(dev)
     model = torch.nn.parallel.DistributedDataParallel(module) if world > 1 else module
     # A task may split its parameters into groups with their own AdamW settings (the VAE's discriminators);
-    # every group follows the same learning-rate schedule.
+    # every group follows the same learning-rate schedule, times its "lr_scale", and is clipped on its own
+    # (one group's large gradients never shrink another's steps).
     groups = task.param_groups(module) if hasattr(task, "param_groups") else [{"params": list(module.parameters())}]
     opt = torch.optim.AdamW(groups, lr=tcfg.lr, betas=(0.9, 0.99), weight_decay=tcfg.weight_decay)
     ema = EMA(module, tcfg.ema_decay)
@@ -80,12 +81,12 @@ def train(task, cfg: EngineConfig, tcfg: TrainConfig, run_dir: Path, *, resume: 
             g = step_generator(tcfg.seed, step, rank)
             batch = task.batch(g, step, dev)
             for group in opt.param_groups:
-                group["lr"] = lr_at(tcfg, step)
+                group["lr"] = lr_at(tcfg, step) * group.get("lr_scale", 1.0)
             with autocast:
                 loss, logs = task.loss(model, batch)
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            gnorm = torch.nn.utils.clip_grad_norm_(module.parameters(), tcfg.grad_clip)
+            gnorms = [torch.nn.utils.clip_grad_norm_(group["params"], tcfg.grad_clip) for group in opt.param_groups]
             opt.step()
             ema.update(module, step)
             step += 1
@@ -93,7 +94,9 @@ def train(task, cfg: EngineConfig, tcfg: TrainConfig, run_dir: Path, *, resume: 
             if step % tcfg.log_every == 0 and writer is not None:
                 rate = (step - first_step) / max(1e-9, time.monotonic() - t_log)
                 mem = torch.cuda.max_memory_allocated(dev) / 2**30 if dev.type == "cuda" else 0.0
-                row = {"step": step, "loss": float(loss.detach()), "lr": lr_at(tcfg, step), "grad_norm": float(gnorm),
+                row = {"step": step, "loss": float(loss.detach()), "lr": lr_at(tcfg, step),
+                       "grad_norm": float(gnorms[0]),  # the first group's; then grad_norm_1 ... for the others
+                       **{f"grad_norm_{i}": float(n) for i, n in enumerate(gnorms[1:], 1)},
                        "steps_per_s": rate, "gpu_mem_gib": mem, **{k: float(v) for k, v in logs.items()}}
                 if logf.tell() == 0:
                     writer.writerow(row.keys())

@@ -57,10 +57,12 @@ class VAEStep(nn.Module):
                 getattr(self.vae, part).requires_grad_(False)
 
     def forward(self, video: torch.Tensor, refs: torch.Tensor, noise: torch.Tensor, tcfg: TrainConfig,
-                corrupt: tuple[torch.Tensor, torch.Tensor] | None = None, enc_video: torch.Tensor | None = None):
+                corrupt: tuple[torch.Tensor, torch.Tensor] | None = None, enc_video: torch.Tensor | None = None,
+                adv_weight: torch.Tensor | float = 0.0):
         """video [B,3,F,H,W] (the target), refs [B,R,3,H,W], noise like the latent, corrupt = (sigma [B] in
         latent stds, noise like the latent) or None, enc_video: what the encoder sees instead of video (a
-        colour-jittered copy) or None -> (loss, logs)."""
+        colour-jittered copy) or None, adv_weight: this step's weight of the adversarial term (the
+        discriminators train whenever there are any) -> (loss, logs)."""
         with torch.no_grad() if self.freeze_encoder else nullcontext():
             mean, logvar = self.vae.encode(video if enc_video is None else enc_video)
         z = mean + torch.exp(0.5 * logvar) * noise
@@ -81,7 +83,7 @@ class VAEStep(nn.Module):
         loss = l1 + tcfg.ssim_weight * (1 - s) + tcfg.kl_weight * kl
         if self.adversary is not None:
             g, d = self.adversary(a, b)
-            loss = loss + tcfg.adversarial * g + d
+            loss = loss + adv_weight * g + d
             logs |= {"g_adv": g.detach(), "d_hinge": d.detach()}
         return loss, logs
 
@@ -116,7 +118,10 @@ class VAETask:
         t = 1 + (n - 1) // 4
         s = self.cfg.vae.latent_size
         shape = (len(videos), self.cfg.vae.latent_channels, t, s, s)
-        out = {"video": video, "refs": torch.stack(refs).to(device), "noise": torch.randn(shape, generator=g).to(device)}
+        out = {"video": video, "refs": torch.stack(refs).to(device),
+               "noise": torch.randn(shape, generator=g).to(device),
+               "adv_weight": torch.tensor(self.tcfg.adversarial if step >= self.tcfg.adversarial_start else 0.0,
+                                          device=device)}  # [] (a tensor, like the rest of the batch)
         if self.tcfg.latent_noise > 0:  # drawn last: runs without it keep their batches
             sigma = self.tcfg.latent_noise * torch.rand(len(videos), generator=g)
             out["corrupt"] = (sigma.to(device), torch.randn(shape, generator=g).to(device))
@@ -126,14 +131,15 @@ class VAETask:
 
     def loss(self, module: nn.Module, batch: dict):
         return module(batch["video"], batch["refs"], batch["noise"], self.tcfg, batch.get("corrupt"),
-                      batch.get("enc_video"))
+                      batch.get("enc_video"), batch["adv_weight"])
 
     def param_groups(self, module: nn.Module) -> list[dict]:
         """AdamW groups: the VAE with the loop's settings; the discriminators (if any) with the usual GAN ones,
-        betas (0.5, 0.9) and no weight decay."""
+        betas (0.5, 0.9) and no weight decay, and their own learning-rate scale."""
         adv = [p for n, p in module.named_parameters() if n.startswith("adversary.")]
         rest = [p for n, p in module.named_parameters() if not n.startswith("adversary.")]
-        return [{"params": rest}] + ([{"params": adv, "betas": (0.5, 0.9), "weight_decay": 0.0}] if adv else [])
+        return [{"params": rest}] + ([{"params": adv, "betas": (0.5, 0.9), "weight_decay": 0.0,
+                                        "lr_scale": self.tcfg.disc_lr_scale}] if adv else [])
 
     def export(self, ema: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """EMA VAE weights under the `vae.` prefix of a full model (discriminators: in the checkpoint only)."""

@@ -584,4 +584,20 @@ def test_vae_adversarial_trains_discriminators_that_stay_out_of_the_export(pack,
     assert train(pack, tmp_path / "a", "vae", 3, "--adversarial", "0.1", "--resume") == 0
     capsys.readouterr()
     assert train(pack, tmp_path / "g", "generator", 1, "--adversarial", "0.1") == 2
-    assert "VAE setting" in capsys.readouterr().err
+    assert "VAE settings" in capsys.readouterr().err
+
+
+def test_discriminators_learning_alone_leave_the_vae_as_without_them(pack, tmp_path):
+    """Before --adversarial-start the discriminators train (at --disc-lr-scale times the VAE's rate) without
+    touching the VAE: each parameter group is clipped on its own, so their gradients never shrink the VAE's
+    step, and the export is the one of a run without them, bit for bit."""
+    assert train(pack, tmp_path / "plain", "vae", 2, "--lr", "1e-3") == 0
+    assert train(pack, tmp_path / "adv", "vae", 2, "--lr", "1e-3", "--adversarial", "0.5",
+                 "--adversarial-start", "100", "--disc-lr-scale", "3", "--log-every", "1") == 0
+    plain, adv = _weights(tmp_path / "plain/vae.safetensors"), _weights(tmp_path / "adv/vae.safetensors")
+    assert plain.keys() == adv.keys() and all(torch.equal(plain[k], adv[k]) for k in plain)
+    rows = (tmp_path / "adv/log.csv").read_text().splitlines()
+    assert float(rows[-1].split(",")[rows[0].split(",").index("grad_norm_1")]) > 0  # the discriminators learn
+    _, _, meta = load_weights(tmp_path / "adv/ckpt/train.safetensors")
+    vae_group, disc_group = json.loads(meta["opt_groups"])
+    assert disc_group["lr"] == pytest.approx(3 * vae_group["lr"]) and disc_group["lr_scale"] == 3
