@@ -96,8 +96,9 @@ def add_parser(sub) -> None:
                    help="vae: Gaussian noise of up to S latent stds (uniform per example) on the decoder's "
                         "input latent: a decoder for imperfect, generated latents (default 0)")
     p.add_argument("--adversarial", type=float, metavar="W",
-                   help="vae: add discriminators of the frame and of the mouth, their term weighted W (against the "
-                        "blur that L1 + SSIM leave on the mouth; trained from scratch; default 0: off)")
+                   help="vae: add discriminators of the frame and of the mouth (against the blur that L1 + SSIM "
+                        "leave on the mouth; trained from scratch; default 0: off), their term's gradient at the "
+                        "decoder's output layer W times the reconstruction loss's (balanced each step, e.g. 0.5)")
     p.add_argument("--adversarial-start", type=int, metavar="STEP",
                    help="vae: the step from which the discriminators' term counts; before it they learn alone "
                         "(default 0)")

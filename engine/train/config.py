@@ -31,7 +31,8 @@ class TrainConfig:
     encoder_jitter: float = 0.0  # strength of a random colour transform on the encoder's input only (the target
     # and the references stay): the latent cannot carry the colours, so the decoder takes them from the
     # references; 0: none
-    adversarial: float = 0.0  # weight of the discriminators' term in the VAE's loss (train/adversarial.py); 0: off
+    adversarial: float = 0.0  # the discriminators' term in the VAE's loss, its gradient at the decoder's output
+    # layer relative to the reconstruction loss's (train/adversarial.py: balanced_weight); 0: off
     adversarial_start: int = 0  # step from which that term counts: the discriminators, fresh, learn alone before
     disc_lr_scale: float = 4.0  # the discriminators' learning rate over the VAE's (two time-scale update rule)
     # generator

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from engine.config import EngineConfig
-from engine.train.adversarial import Adversary
+from engine.train.adversarial import Adversary, balanced_weight
 from engine.train.config import TrainConfig
 from engine.train.data import seeded, ClipData, augment, randint, to_tensor
 from engine.train.losses import mouth_weights, psnr, ssim, video_frames
@@ -61,8 +61,9 @@ class VAEStep(nn.Module):
                 adv_weight: torch.Tensor | float = 0.0):
         """video [B,3,F,H,W] (the target), refs [B,R,3,H,W], noise like the latent, corrupt = (sigma [B] in
         latent stds, noise like the latent) or None, enc_video: what the encoder sees instead of video (a
-        colour-jittered copy) or None, adv_weight: this step's weight of the adversarial term (the
-        discriminators train whenever there are any) -> (loss, logs)."""
+        colour-jittered copy) or None, adv_weight: this step's weight of the adversarial term relative to the
+        reconstruction loss, by their gradients at the decoder's output layer (the discriminators train
+        whenever there are any) -> (loss, logs)."""
         with torch.no_grad() if self.freeze_encoder else nullcontext():
             mean, logvar = self.vae.encode(video if enc_video is None else enc_video)
         z = mean + torch.exp(0.5 * logvar) * noise
@@ -83,8 +84,11 @@ class VAEStep(nn.Module):
         loss = l1 + tcfg.ssim_weight * (1 - s) + tcfg.kl_weight * kl
         if self.adversary is not None:
             g, d = self.adversary(a, b)
-            loss = loss + adv_weight * g + d
-            logs |= {"g_adv": g.detach(), "d_hinge": d.detach()}
+            weight = loss.new_zeros(())
+            if torch.is_grad_enabled() and float(adv_weight) > 0:
+                weight = balanced_weight(loss, g, self.vae.d2_out.conv.weight, adv_weight)
+            loss = loss + weight * g + d
+            logs |= {"g_adv": g.detach(), "d_hinge": d.detach(), "adv_weight": weight}
         return loss, logs
 
 

@@ -568,12 +568,27 @@ def test_adversary_gives_each_side_only_its_own_gradient():
     assert hinge_d_loss(torch.zeros(4), torch.zeros(4)) == 2
 
 
+def test_balanced_weight_matches_the_gradients_at_the_layer():
+    """--adversarial W is relative: the term's gradient at the decoder's output layer is W times the
+    reconstruction loss's, whatever the discriminators' scale; the graph stays for the step's backward."""
+    from engine.train.adversarial import balanced_weight
+
+    layer = torch.ones(3, requires_grad=True)
+    rec, g = (2.0 * layer).sum(), (50.0 * layer).sum()  # gradients 2 and 50 per element
+    w = balanced_weight(rec, g, layer, 0.5)
+    assert float(w) == pytest.approx(0.5 * 2 / 50) and not w.requires_grad
+    (rec + w * g).backward()  # still possible: the graph was kept
+    assert torch.allclose(layer.grad, torch.full((3,), 2.0 + 0.5 * 2.0))
+    assert float(balanced_weight((2.0 * layer).sum(), (0.0 * layer).sum(), layer, 0.5, cap=7.0)) == 7.0
+
+
 def test_vae_adversarial_trains_discriminators_that_stay_out_of_the_export(pack, tmp_path, capsys):
     """train vae --adversarial W: discriminators of the frame and the mouth train with the VAE (logged, in the
     checkpoint, resumable), the export holds the VAE alone; other tasks refuse the flag."""
     assert train(pack, tmp_path / "a", "vae", 2, "--adversarial", "0.1", "--log-every", "1") == 0
-    header = (tmp_path / "a/log.csv").read_text().splitlines()[0].split(",")
-    assert {"g_adv", "d_hinge"} <= set(header)
+    rows = (tmp_path / "a/log.csv").read_text().splitlines()
+    last = dict(zip(rows[0].split(","), rows[-1].split(",")))
+    assert {"g_adv", "d_hinge"} <= last.keys() and float(last["adv_weight"]) > 0  # balanced each step
     _, ck, meta = load_weights(tmp_path / "a/ckpt/train.safetensors")
     assert any(k.startswith("model.adversary.mouth.") for k in ck)
     vae_group, disc_group = json.loads(meta["opt_groups"])  # the discriminators: GAN betas, no decay
@@ -597,7 +612,8 @@ def test_discriminators_learning_alone_leave_the_vae_as_without_them(pack, tmp_p
     plain, adv = _weights(tmp_path / "plain/vae.safetensors"), _weights(tmp_path / "adv/vae.safetensors")
     assert plain.keys() == adv.keys() and all(torch.equal(plain[k], adv[k]) for k in plain)
     rows = (tmp_path / "adv/log.csv").read_text().splitlines()
-    assert float(rows[-1].split(",")[rows[0].split(",").index("grad_norm_1")]) > 0  # the discriminators learn
+    last = dict(zip(rows[0].split(","), rows[-1].split(",")))
+    assert float(last["grad_norm_1"]) > 0 and float(last["adv_weight"]) == 0  # they learn; the VAE ignores them
     _, _, meta = load_weights(tmp_path / "adv/ckpt/train.safetensors")
     vae_group, disc_group = json.loads(meta["opt_groups"])
     assert disc_group["lr"] == pytest.approx(3 * vae_group["lr"]) and disc_group["lr_scale"] == 3
