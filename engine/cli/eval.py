@@ -143,6 +143,9 @@ def markdown(report: dict) -> str:
         lines += ["", f"Lip-sync ceiling: the real clips through the VAE alone score {_f(m['vae_lipsync'])} "
                       f"(real {_f(m['real_lipsync'])}, {len(c['clips'])} clips, mouth opening by "
                       f"{report.get('mouth_opening_method')}); no generator on this VAE can do better"]
+        if m.get("vae_mouth_gain") is not None:
+            lines += [f"Its mouth moves {_f(m['vae_mouth_gain'], '.2f')} of the real amplitude (correlation "
+                      f"{_f(m['vae_mouth_corr'], '.2f')} with the real opening, frame by frame)"]
     lg = report.get("long")
     if lg:
         lines += ["", f"Long render ({lg['seconds']:g} s), first vs last {lg['span_s']:g} s", "",

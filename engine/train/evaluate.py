@@ -192,12 +192,13 @@ def vae_clip(vae, frames: np.ndarray, cfg: EvalConfig, foreign: np.ndarray | Non
 
 
 # --- generation ---------------------------------------------------------------------------------
-def score_pair(frames: np.ndarray, audio: np.ndarray, method: str = "auto") -> dict:
-    """Lip-sync and steadiness of a talking clip: frames [F,H,W,3] uint8 with its 16 kHz audio ->
-    {"lipsync", "lag", "silence_opening", "stability"} (see engine.train.lipsync)."""
+def score_pair(frames: np.ndarray, audio: np.ndarray, method: str = "auto",
+               opening: np.ndarray | None = None) -> dict:
+    """Lip-sync and steadiness of a talking clip: frames [F,H,W,3] uint8 with its 16 kHz audio (and its mouth
+    opening [F] if already measured) -> {"lipsync", "lag", "silence_opening", "stability"} (engine.train.lipsync)."""
     frames = np.asarray(frames)
     env = lipsync.speech_envelope(audio, len(frames))
-    opening = lipsync.mouth_opening(frames, method)
+    opening = lipsync.mouth_opening(frames, method) if opening is None else opening
     corr, lag = lipsync.lipsync_score(opening, env)
     return {"lipsync": corr, "lag": lag, "silence_opening": lipsync.silence_opening(opening, env),
             "stability": lipsync.stability(frames)}
@@ -284,12 +285,17 @@ def _roundtrip_or_reuse(vae, frames: np.ndarray, audio: np.ndarray, cfg: EvalCon
 
 def ceiling_clip(vae, frames: np.ndarray, audio: np.ndarray, cfg: EvalConfig, method: str, clip_id: str) -> dict:
     """The lip sync any generator on this VAE can reach: the real clip's `vae_roundtrip` scored like a render
-    (same span as the generation renders), beside the real clip's own score."""
+    (same span as the generation renders), beside the real clip's own score, and how its mouth follows the
+    real one (`lipsync.mouth_follow`: the amplitude kept, the frame-by-frame correlation)."""
     n = min(len(frames), int(round(cfg.seconds * FPS)))
     audio = audio[: n * SAMPLE_RATE // FPS]
-    v = score_pair(_roundtrip_or_reuse(vae, frames[:n], audio, cfg, clip_id), audio, method)
+    trip = _roundtrip_or_reuse(vae, frames[:n], audio, cfg, clip_id)  # [4k+1 <= n, H, W, 3]
+    o_trip, o_real = lipsync.mouth_opening(trip, method), lipsync.mouth_opening(frames[:n], method)
+    v = score_pair(trip, audio, method, o_trip)
+    gain, corr = lipsync.mouth_follow(o_trip, o_real[: len(trip)])
     return {"vae_lipsync": v["lipsync"], "vae_silence_opening": v["silence_opening"],
-            "real_lipsync": score_pair(frames[:n], audio, method)["lipsync"]}
+            "real_lipsync": score_pair(frames[:n], audio, method, o_real)["lipsync"],
+            "vae_mouth_gain": gain, "vae_mouth_corr": corr}
 
 
 def generation_clip(engine, frames: np.ndarray, audio: np.ndarray, cfg: EvalConfig, method: str,

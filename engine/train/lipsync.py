@@ -122,6 +122,17 @@ def lipsync_score(opening: np.ndarray, envelope: np.ndarray, max_lag: int = 2) -
     return float(best[0]), int(best[1])
 
 
+def mouth_follow(opening: np.ndarray, real: np.ndarray) -> tuple[float | None, float]:
+    """How a reconstruction's mouth [F] follows the real one's [F] frame by frame -> (gain, corr): gain is
+    the least-squares slope of the reconstruction's opening on the real's (1: the real amplitude; near 0: a
+    mouth that barely moves, whatever its correlation), None when the real mouth does not move."""
+    o, r = np.asarray(opening, np.float64), np.asarray(real, np.float64)
+    n = min(len(o), len(r))
+    o, r = o[:n] - o[:n].mean(), r[:n] - r[:n].mean()
+    var = float((r * r).sum())
+    return (float((o * r).sum() / var) if var > 1e-12 else None), _corr(o, r)
+
+
 def silence_frames(envelope: np.ndarray, rel_threshold: float = 0.1) -> np.ndarray:
     """Frames [F] bool whose RMS is below `rel_threshold` x the clip's 95th-percentile RMS
     (and below -40 dBFS, so quiet speech in a quiet clip is not 'silence')."""

@@ -73,7 +73,8 @@ def test_full_model_gives_vae_and_generation_metrics(pack, weights, tmp_path, ca
     gen = rep["generation"]["mean"]
     assert _finite(gen, ["gen_lipsync", "real_lipsync", "gen_stability", "real_stability", "gen_psnr_first_s",
                          "gen_psnr_after_1s", "still_psnr_after_1s"])
-    assert _finite(rep["ceiling"]["mean"], ["vae_lipsync", "real_lipsync"])
+    assert _finite(rep["ceiling"]["mean"], ["vae_lipsync", "real_lipsync", "vae_mouth_corr"])
+    assert "vae_mouth_gain" in rep["ceiling"]["mean"]  # None only where no real mouth moved
     assert rep["ceiling"]["mean"]["real_lipsync"] == pytest.approx(gen["real_lipsync"])
     assert rep["generation"]["clips"][0]["frames"] == 30
     stream = ["stream_full_psnr", "stream_short_psnr"]  # 1.2 s: the continuous stream past its first second

@@ -74,3 +74,13 @@ def test_bad_frames_rejected_with_clear_message():
         L.mouth_opening(np.zeros((4, 8, 8, 3), np.float32))
     with pytest.raises(ValueError, match="method"):
         L.mouth_opening(np.zeros((4, 8, 8, 3), np.uint8), method="lasers")
+
+
+def test_mouth_follow_separates_a_squashed_mouth_from_a_faithful_one():
+    """A reconstruction whose mouth moves a third as wide as the real one keeps its correlation but scores a
+    gain of 1/3; a still real mouth gives no gain rather than a division by zero."""
+    real = 0.05 + 0.04 * np.sin(np.linspace(0, 12, 100))
+    gain, corr = L.mouth_follow(0.02 + real / 3, real)
+    assert gain == pytest.approx(1 / 3) and corr == pytest.approx(1.0)
+    assert L.mouth_follow(real, real)[0] == pytest.approx(1.0)
+    assert L.mouth_follow(real, np.full(100, 0.03)) == (None, 0.0)
