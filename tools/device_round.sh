@@ -22,6 +22,12 @@
 #                         --generation-only (~1 min instead of ~2.5), --anchor on
 #   render NAME AUDIO IMG...  60 s renders -> /root/keep/NAME_<image>.mp4
 #   fetch FILE...         copy files into $OUT (mind the 8-file / 64 MiB return limit)
+#   start NAME TASK [args]  `avacast train TASK --out /root/keep/NAME args` in its own process session: it
+#                         outlives the call (the device ends a call's other processes), so one run spans
+#                         several calls without reloading its pack; stage the PyAV wheel first (the pack's
+#                         video). Session 11: two decoder-only adversarial VAE runs at once, 1.06 steps/s each
+#   wait SECONDS NAME...  until those runs end or SECONDS pass (keep it under the call's limit): their last log
+#                         lines, log.csv and exports (NAME/*.safetensors, mind the 8-file limit) into $OUT
 #   tarback DIR...        each folder as one tar in $OUT, e.g. the renders of `eval NAME --save-renders
 #                         /root/keep/r_NAME` (24 MP4s + 12 VAE round trips, ~7 MiB), re-scored elsewhere with
 #                         `avacast eval ... --from-renders` (face landmarks: docs/TRAINING.md round 10)
@@ -64,6 +70,20 @@ case $step in
       b=$(basename "$img"); b=${b%%.*}
       python3 -m engine.cli render --ref "$img" --audio "$audio" --weights $K/$name/avacast-base-00001-of-00006.safetensors \
         --device cuda --out $K/${name}_$b.mp4 2>&1 | tail -1
+    done ;;
+  start)
+    name=$1 task=$2; shift 2
+    setsid nohup python3 -m engine.cli train "$task" --out "$K/$name" "$@" > "$K/$name.log" 2>&1 < /dev/null &
+    echo $! > "$K/$name.pid"; echo "started $name (pid $(cat "$K/$name.pid"))" ;;
+  wait)
+    sec=$1; shift; t0=$SECONDS
+    while (( SECONDS - t0 < sec )); do
+      alive=0; for n in "$@"; do kill -0 "$(cat "$K/$n.pid")" 2>/dev/null && alive=1; done
+      (( alive )) || break; sleep 15
+    done
+    for n in "$@"; do
+      echo "== $n"; grep -v Warning "$K/$n.log" | tail -3 | cut -c1-400
+      mkdir -p "$OUT/$n"; cp "$K/$n/log.csv" "$K/$n"/*.safetensors "$OUT/$n/" 2>/dev/null || true
     done ;;
   fetch)
     for f in "$@"; do cp "$f" "$OUT"/; done; ls -la "$OUT" ;;
