@@ -51,11 +51,11 @@ def build_model(cfg: EngineConfig, seed: int = 0) -> AvacastModel:
 
 
 def load_engine(cfg: EngineConfig | None = None, weights: str | Path | None = None,
-                device: str = "auto", backend: str | None = None) -> Engine:
+                device: str = "auto", backend: str | None = None, dtype: torch.dtype | None = None) -> Engine:
     """Weights given: their config is used (a different architecture in `cfg` is an error; its sampler is
     kept). Only cfg: random weights (tests, benchmarks). Neither: the shipped default model.
     backend: eager | graphs (CUDA graphs) | compile (torch.compile inside CUDA graphs; the default on GPUs)
-    | tensorrt (see engine.device)."""
+    | tensorrt (see engine.device). dtype: None picks the device's default (bf16 on GPUs, fp32 on CPUs)."""
     if weights is None and cfg is None:
         weights = default_weights()
         if weights is None:
@@ -63,7 +63,7 @@ def load_engine(cfg: EngineConfig | None = None, weights: str | Path | None = No
                                   "pass weights=... or a preset")
     torch_device = dev.pick_device(device)
     dev.configure(torch_device)
-    dtype = dev.default_dtype(torch_device)
+    dtype = dtype or dev.default_dtype(torch_device)
     state = None
     if weights is not None:
         wcfg, state, _ = load_weights(weights)

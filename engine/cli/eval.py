@@ -53,6 +53,8 @@ def add_parser(sub) -> None:
     p.add_argument("--generation-only", action="store_true",
                    help="skip the VAE windows (most of the time of a CPU eval): lip sync only (a VAE export: its "
                         "ceiling alone)")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                   help="the model's number format (default auto: bf16 on a GPU, fp32 on a CPU, as the app runs)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
     p.add_argument("--out", required=True, help="report .json")
@@ -75,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
                          vae=not args.generation_only, renders=args.renders,
                          renders_dir=args.save_renders or args.from_renders,
                          reuse_renders=args.from_renders is not None, ceiling=not args.no_ceiling,
+                         precision=args.precision,
                          **hold_overrides(args))
         pack = Pack(args.pack)
         long_audio = read_audio(args.long_audio) if args.long_audio else None

@@ -30,6 +30,7 @@ from engine.train.losses import psnr, ssim
 log = logging.getLogger(__name__)
 FULL_KINDS = ("model", "generator")  # weights files with VAE + DiT + audio encoder
 DRIFT_SPAN_S = 10.0
+PRECISIONS = {"auto": None, "fp32": torch.float32, "bf16": torch.bfloat16}  # eval --precision -> dtype
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ class EvalConfig:
     reuse_renders: bool = False  # ... or read them from there instead of rendering (score elsewhere, e.g.
     # with face landmarks on a machine that has mediapipe)
     ceiling: bool = True  # also score the real clips' VAE round trip, any weights file (minutes per clip on a CPU)
+    precision: str = "auto"  # "auto" (bf16 on a GPU, fp32 on a CPU: as the app runs), "fp32" or "bf16"
 
     def __post_init__(self) -> None:
         if self.window < 1 or (self.window - 1) % 4:
@@ -66,6 +68,8 @@ class EvalConfig:
             raise ValueError("max_clips must be at least 1")
         if self.renders < 1:
             raise ValueError("renders must be at least 1")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.reuse_renders and not self.renders_dir:
             raise ValueError("reusing renders needs the folder they were saved in")
 
@@ -85,8 +89,9 @@ def weights_kind(path: str | Path) -> str:
         raise CheckpointError(f"{f.name}: not a readable safetensors file ({str(e).splitlines()[0]})") from None
 
 
-def load_for_eval(weights: str | Path, device: str = "auto"):
-    """-> (kind, vae, engine or None). A VAE export gives only its VAE; a full model gives an Engine."""
+def load_for_eval(weights: str | Path, device: str = "auto", precision: str = "auto"):
+    """-> (kind, vae, engine or None). A VAE export gives only its VAE; a full model gives an Engine. precision:
+    a key of PRECISIONS ("auto": the app's choice for the device)."""
     from engine import device as dev
     from engine.api import load_engine
     from engine.io.checkpoint import CheckpointError
@@ -94,7 +99,7 @@ def load_for_eval(weights: str | Path, device: str = "auto"):
 
     kind = weights_kind(weights)
     if kind in FULL_KINDS:
-        engine = load_engine(weights=weights, device=device)
+        engine = load_engine(weights=weights, device=device, dtype=PRECISIONS[precision])
         return kind, engine.model.vae, engine
     if kind != "vae":
         raise CheckpointError(f"{Path(weights).name}: a {kind or 'unknown'!s} file; eval needs a model, "
@@ -102,7 +107,8 @@ def load_for_eval(weights: str | Path, device: str = "auto"):
     _, vae = load_vae(weights)
     torch_device = dev.pick_device(device)
     dev.configure(torch_device)
-    vae = vae.to(torch_device, dev.default_dtype(torch_device)).eval().requires_grad_(False)
+    dtype = PRECISIONS[precision] or dev.default_dtype(torch_device)
+    vae = vae.to(torch_device, dtype).eval().requires_grad_(False)
     return kind, vae, None
 
 
@@ -370,7 +376,7 @@ def evaluate(weights: str | Path, pack, cfg: EvalConfig, device: str = "auto", l
              portrait: np.ndarray | None = None, progress: Callable[[str], None] | None = None) -> dict:
     """Evaluate a weights file on `pack` (an engine.train.pack.Pack) -> the report dict (JSON-ready)."""
     say = progress or log.info
-    kind, vae, engine = load_for_eval(weights, device)
+    kind, vae, engine = load_for_eval(weights, device, cfg.precision)
     overrides = {k: v for k, v in (("history_noise", cfg.history_noise), ("cfg", cfg.guidance),
                                    ("steps", cfg.steps), ("anchor_first", cfg.anchor_first),
                                    ("identity_hold", cfg.identity_hold), ("hold_seconds", cfg.hold_seconds),

@@ -250,6 +250,20 @@ def test_generation_only_skips_the_vae_windows(pack, weights, tmp_path, capsys):
     assert "no generation to evaluate" in capsys.readouterr().err
 
 
+def test_precision_is_chosen_and_reported(pack, weights, tmp_path, capsys):
+    """--precision bf16 runs the model in bf16 even on a CPU (the GPU's default, to tell its effect apart) and
+    the report says so; an unknown precision is refused by the parser."""
+    first = sorted(weights.glob("vae-*-of-*.safetensors"))[0]
+    args = ("--generation-only", "--max-clips", "1", "--seconds", "1.2")
+    assert _eval(pack, first, tmp_path / "b.json", *args, "--precision", "bf16") == 0
+    assert json.loads((tmp_path / "b.json").read_text())["dtype"] == "bfloat16"
+    assert _eval(pack, weights / "model.safetensors", tmp_path / "f.json", *args, "--no-ceiling") == 0
+    assert json.loads((tmp_path / "f.json").read_text())["dtype"] == "float32"  # auto on a CPU
+    with pytest.raises(SystemExit):
+        _eval(pack, first, tmp_path / "x.json", *args, "--precision", "fp8")
+    assert "invalid choice" in capsys.readouterr().err
+
+
 def test_renders_average_several_seeds(pack, weights, tmp_path):
     """--renders N scores N renders per clip (seeds SEED..SEED+N-1) and reports their mean: one render's
     lip-sync score is mostly sampling noise."""
