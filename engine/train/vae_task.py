@@ -88,7 +88,7 @@ class VAEStep(nn.Module):
             if torch.is_grad_enabled() and float(adv_weight) > 0:
                 weight = balanced_weight(loss, g, self.vae.d2_out.conv.weight, adv_weight)
             loss = loss + weight * g + d
-            logs |= {"g_adv": g.detach(), "d_hinge": d.detach(), "adv_weight": weight}
+            logs |= {"g_adv": g.detach(), "d_hinge": d.detach(), "adv_effective": weight}
         return loss, logs
 
 
@@ -124,8 +124,8 @@ class VAETask:
         shape = (len(videos), self.cfg.vae.latent_channels, t, s, s)
         out = {"video": video, "refs": torch.stack(refs).to(device),
                "noise": torch.randn(shape, generator=g).to(device),
-               "adv_weight": torch.tensor(self.tcfg.adversarial if step >= self.tcfg.adversarial_start else 0.0,
-                                          device=device)}  # [] (a tensor, like the rest of the batch)
+               # [] on the CPU (reading it never waits for the GPU), a tensor like the rest of the batch
+               "adv_weight": torch.tensor(self.tcfg.adversarial if step >= self.tcfg.adversarial_start else 0.0)}
         if self.tcfg.latent_noise > 0:  # drawn last: runs without it keep their batches
             sigma = self.tcfg.latent_noise * torch.rand(len(videos), generator=g)
             out["corrupt"] = (sigma.to(device), torch.randn(shape, generator=g).to(device))

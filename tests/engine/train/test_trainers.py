@@ -588,7 +588,7 @@ def test_vae_adversarial_trains_discriminators_that_stay_out_of_the_export(pack,
     assert train(pack, tmp_path / "a", "vae", 2, "--adversarial", "0.1", "--log-every", "1") == 0
     rows = (tmp_path / "a/log.csv").read_text().splitlines()
     last = dict(zip(rows[0].split(","), rows[-1].split(",")))
-    assert {"g_adv", "d_hinge"} <= last.keys() and float(last["adv_weight"]) > 0  # balanced each step
+    assert {"g_adv", "d_hinge"} <= last.keys() and float(last["adv_effective"]) > 0  # balanced each step
     _, ck, meta = load_weights(tmp_path / "a/ckpt/train.safetensors")
     assert any(k.startswith("model.adversary.mouth.") for k in ck)
     vae_group, disc_group = json.loads(meta["opt_groups"])  # the discriminators: GAN betas, no decay
@@ -613,7 +613,7 @@ def test_discriminators_learning_alone_leave_the_vae_as_without_them(pack, tmp_p
     assert plain.keys() == adv.keys() and all(torch.equal(plain[k], adv[k]) for k in plain)
     rows = (tmp_path / "adv/log.csv").read_text().splitlines()
     last = dict(zip(rows[0].split(","), rows[-1].split(",")))
-    assert float(last["grad_norm_1"]) > 0 and float(last["adv_weight"]) == 0  # they learn; the VAE ignores them
+    assert float(last["grad_norm_1"]) > 0 and float(last["adv_effective"]) == 0  # they learn; the VAE ignores them
     _, _, meta = load_weights(tmp_path / "adv/ckpt/train.safetensors")
     vae_group, disc_group = json.loads(meta["opt_groups"])
     assert disc_group["lr"] == pytest.approx(3 * vae_group["lr"]) and disc_group["lr_scale"] == 3
