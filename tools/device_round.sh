@@ -25,7 +25,8 @@
 #   start NAME TASK [args]  `avacast train TASK --out /root/keep/NAME args` in its own process session: it
 #                         outlives the call (the device ends a call's other processes), so one run spans
 #                         several calls without reloading its pack; stage the PyAV wheel first (the pack's
-#                         video). Session 11: two decoder-only adversarial VAE runs at once, 1.06 steps/s each
+#                         video). Session 11: a decoder-only adversarial VAE run 3.4 steps/s alone, two at once
+#                         1.06 steps/s each (run them alone)
 #   wait SECONDS NAME...  until those runs end or SECONDS pass (keep it under the call's limit): their last log
 #                         lines, log.csv and exports (NAME/*.safetensors, mind the 8-file limit) into $OUT
 #   tarback DIR...        each folder as one tar in $OUT, e.g. the renders of `eval NAME --save-renders
