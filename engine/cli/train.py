@@ -98,7 +98,8 @@ def add_parser(sub) -> None:
     p.add_argument("--adversarial", type=float, metavar="W",
                    help="vae: add discriminators of the frame and of the mouth (against the blur that L1 + SSIM "
                         "leave on the mouth; trained from scratch; default 0: off), their term's gradient at the "
-                        "decoder's output layer W times the reconstruction loss's (balanced each step, e.g. 0.5)")
+                        "decoder's output layer W times the reconstruction loss's (balanced each step; session 11: "
+                        "0.1)")
     p.add_argument("--adversarial-start", type=int, metavar="STEP",
                    help="vae: the step from which the discriminators' term counts; before it they learn alone "
                         "(default 0)")
@@ -109,6 +110,12 @@ def add_parser(sub) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--shard-mb", type=float, help="split checkpoints into files of at most this size")
     p.add_argument("--workers", type=int, default=8, help="threads decoding the pack")
+
+
+# TrainConfig fields set by the flag of the same name (argparse's dest), when given
+TRAIN_OVERRIDES = ("batch", "lr", "total_steps", "warmup_steps", "clip_frames_start", "clip_frames_end",
+                   "phone_delay", "babble", "video_only_share", "self_history", "latent_noise", "encoder_jitter",
+                   "mouth_weight", "history_noise_max", "adversarial", "adversarial_start", "disc_lr_scale")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -128,17 +135,7 @@ def run(args: argparse.Namespace) -> int:
             cfg = dataclasses.replace(cfg, vae=dataclasses.replace(cfg.vae, latent_channels=args.latent_channels))
         except ValueError as e:
             raise UserError(f"invalid --latent-channels: {e}") from None
-    overrides = {k: v for k, v in (("batch", args.batch), ("lr", args.lr), ("total_steps", args.total_steps),
-                                   ("warmup_steps", args.warmup_steps),
-                                   ("clip_frames_start", args.clip_frames_start),
-                                   ("clip_frames_end", args.clip_frames_end), ("phone_delay", args.phone_delay),
-                                   ("babble", args.babble), ("video_only_share", args.video_only_share),
-                                   ("self_history", args.self_history), ("latent_noise", args.latent_noise),
-                                   ("encoder_jitter", args.encoder_jitter), ("mouth_weight", args.mouth_weight),
-                                   ("history_noise_max", args.history_noise_max),
-                                   ("adversarial", args.adversarial),
-                                   ("adversarial_start", args.adversarial_start), ("disc_lr_scale", args.disc_lr_scale))
-                 if v is not None}
+    overrides = {k: getattr(args, k) for k in TRAIN_OVERRIDES if getattr(args, k) is not None}
     try:
         tcfg = TrainConfig(task=args.task, seed=args.seed, log_every=args.log_every,
                            freeze_audio_convs=args.freeze_audio_convs, freeze_encoder=args.freeze_encoder,

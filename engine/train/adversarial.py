@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from engine.train.losses import MOUTH_BOX
+from engine.train.losses import mouth_slices
 
 MOUTH_MARGIN = 0.1  # of the crop's side, added around MOUTH_BOX: the lips, teeth and chin edge
 
@@ -48,12 +48,8 @@ class PatchDiscriminator(nn.Module):
 
 def mouth_crop(frames: torch.Tensor) -> torch.Tensor:
     """[N,3,H,W] -> the mouth region [N,3,h,w] (MOUTH_BOX widened by MOUTH_MARGIN, clipped to the frame)."""
-    h, w = frames.shape[-2:]
-    y0, y1, x0, x1 = MOUTH_BOX
-    m = MOUTH_MARGIN
-    r0, r1 = int(max(0.0, y0 - m) * h), int(round(min(1.0, y1 + m) * h))
-    c0, c1 = int(max(0.0, x0 - m) * w), int(round(min(1.0, x1 + m) * w))
-    return frames[..., r0:r1, c0:c1]
+    rows, cols = mouth_slices(*frames.shape[-2:], MOUTH_MARGIN)
+    return frames[..., rows, cols]
 
 
 def frozen_call(module: nn.Module, x: torch.Tensor) -> torch.Tensor:

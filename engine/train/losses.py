@@ -44,13 +44,20 @@ def _ssim32(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 MOUTH_BOX = (0.625, 0.875, 0.375, 0.625)
 
 
+def mouth_slices(h: int, w: int, margin: float = 0.0) -> tuple[slice, slice]:
+    """The rows and columns of an h x w grid (latent cells or pixels) that MOUTH_BOX, widened by `margin` (a
+    fraction of the side) and clipped to the grid, covers: at least one cell each."""
+    y0, y1, x0, x1 = MOUTH_BOX
+    r0, c0 = min(int(max(0.0, y0 - margin) * h), h - 1), min(int(max(0.0, x0 - margin) * w), w - 1)
+    r1, c1 = round(min(1.0, y1 + margin) * h), round(min(1.0, x1 + margin) * w)
+    return slice(r0, max(r0 + 1, r1)), slice(c0, max(c0 + 1, c1))
+
+
 def mouth_weights(h: int, w: int, weight: float) -> torch.Tensor:
     """[h,w] loss weights for a grid of h x w cells (latent cells or pixels): `weight` on what MOUTH_BOX covers
     (at least one cell), 1 elsewhere."""
-    y0, y1, x0, x1 = MOUTH_BOX
     out = torch.ones(h, w)
-    r0, c0 = min(int(y0 * h), h - 1), min(int(x0 * w), w - 1)
-    out[r0:max(r0 + 1, round(y1 * h)), c0:max(c0 + 1, round(x1 * w))] = weight
+    out[mouth_slices(h, w)] = weight
     return out
 
 
