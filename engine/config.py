@@ -41,6 +41,11 @@ class VAEConfig:
     dref_blocks: int = 2
     dref_heads: int = 8
     dref_head_dim: int = 64
+    # Fine reference fusion (ours, not in the paper): blocks like D_ref's at 1/8 of the resolution, after D2's
+    # first up stage, attending to the references' E1 features of that scale (width e1_widths[-1]), so detail
+    # the 1/16 tokens cannot hold (eyes, teeth, hair) can come from the portrait. 0: none (models <= v0.8).
+    fine_ref_blocks: int = 0
+    fine_ref_heads: int = 2
     max_refs: int = 8
     time_kernel: int = 3  # temporal kernel of the causal convolutions
     # Rows of `CausalVAE.motion_basis` [motion_dims, C*h*w]: the leading directions along which latents move
@@ -53,9 +58,17 @@ class VAEConfig:
         _check(all(0 <= s < len(self.e1_widths) for s in self.e1_time_down), "bad e1_time_down")
         _check(self.resolution % self.spatial_down == 0, "resolution must divide by spatial_down")
         _check(self.dref_heads * self.dref_head_dim == self.e1_out, "D_ref width must equal e1_out")
+        _check(self.fine_ref_blocks >= 0 and self.e1_widths[-1] % self.fine_ref_heads == 0,
+               "fine_ref_blocks >= 0, and fine_ref_heads must divide e1_widths[-1]")
+        _check(len(self.e1_widths) >= 2 or not self.fine_ref_blocks, "fine reference fusion needs two E1 stages")
         _check(self.time_kernel >= 2, "time_kernel >= 2")
         _check(self.latent_channels >= 1, "latent_channels must be >= 1")
         _check(0 <= self.motion_dims <= self.latent_channels * self.latent_size**2, "bad motion_dims")
+
+    def latent_space(self) -> "VAEConfig":
+        """This config without its decoder-side settings (the motion basis, the fine fusion): a generator
+        trained on one VAE's latents can ship with another whose latent_space() is the same."""
+        return dataclasses.replace(self, motion_dims=0, fine_ref_blocks=0, fine_ref_heads=VAEConfig.fine_ref_heads)
 
     @property
     def spatial_down(self) -> int:
@@ -208,7 +221,7 @@ class EngineConfig:
         return cls(
             name="tiny",
             vae=VAEConfig(resolution=32, latent_channels=8, e1_widths=(8, 8, 8, 16), e1_out=16,
-                          e2_downs=0, dref_blocks=1, dref_heads=1, dref_head_dim=16),
+                          e2_downs=0, dref_blocks=1, dref_heads=1, dref_head_dim=16, fine_ref_blocks=1),
             audio=AudioConfig(n_mels=32, width=32, layers=2, kernel=3, feature_dim=16),
             dit=DiTConfig(depth=2, heads=2, head_dim=16, block_frames=1, window_frames=4,
                           rope_split=(4, 4, 4)),

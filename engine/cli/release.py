@@ -37,11 +37,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         vcfg, vstate, _ = load_weights(args.vae)
         gcfg, gstate, gmeta = load_weights(args.generator)
-        if dataclasses.replace(vcfg.vae, motion_dims=0) != dataclasses.replace(gcfg.vae, motion_dims=0):
+        if vcfg.vae.latent_space() != gcfg.vae.latent_space():
             raise UserError("the generator was trained on latents of a different VAE architecture")
         state = {k: v for k, v in vstate.items() if k.startswith("vae.")}
         state.update(generator_tensors(gstate))
-        gcfg = dataclasses.replace(gcfg, vae=vcfg.vae)  # with the VAE file's motion basis, if it has one
+        gcfg = dataclasses.replace(gcfg, vae=vcfg.vae)  # with the VAE file's motion basis and fine fusion, if any
         if args.motion_basis:
             gcfg = _add_motion_basis(gcfg, state, args.motion_basis, args.motion_dims)
         anchor = None if args.anchor_first is None else args.anchor_first == "on"
@@ -71,7 +71,7 @@ def _add_motion_basis(cfg, state: dict, cache: str, dims: int):
 
     try:
         ccfg, clips = cache_latents(cache)
-        if dataclasses.replace(ccfg, motion_dims=0) != dataclasses.replace(cfg.vae, motion_dims=0):
+        if ccfg.latent_space() != cfg.vae.latent_space():
             raise UserError("--motion-basis: that latent cache was made with a different VAE architecture")
         basis, share = motion_basis(clips, dims)
     except ValueError as e:

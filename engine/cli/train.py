@@ -85,6 +85,10 @@ def add_parser(sub) -> None:
                    help="vae: latent channels instead of the preset's (base: 32 = 384x compression; 16 = the "
                         "paper's 768x: a tighter latent leaves more of the appearance to the references). The "
                         "exported VAE records it; a generator trained on it follows")
+    p.add_argument("--fine-refs", type=int, metavar="N",
+                   help="vae: N fine reference-fusion blocks at 1/8 of the resolution (default: the preset's; "
+                        "base 0). They start as zero residuals, so `--init` of a VAE without them decodes as "
+                        "before; with --freeze-encoder the latents, and so the generator, stay valid")
     p.add_argument("--freeze-encoder", action="store_true",
                    help="vae: train the decoder only (the latent space stays, so the generator trained on it "
                         "stays valid)")
@@ -112,6 +116,8 @@ def add_parser(sub) -> None:
     p.add_argument("--workers", type=int, default=8, help="threads decoding the pack")
 
 
+# VAEConfig fields set by a flag (argparse's dest -> field), when given
+VAE_OVERRIDES = {"latent_channels": "latent_channels", "fine_refs": "fine_ref_blocks"}
 # TrainConfig fields set by the flag of the same name (argparse's dest), when given
 TRAIN_OVERRIDES = ("batch", "lr", "total_steps", "warmup_steps", "clip_frames_start", "clip_frames_end",
                    "phone_delay", "babble", "video_only_share", "self_history", "latent_noise", "encoder_jitter",
@@ -128,13 +134,16 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--adversarial, --adversarial-start and --disc-lr-scale are VAE settings")
     if args.mouth_weight is not None and args.task == "audio":
         raise UserError("--mouth-weight is a VAE or generator setting")
-    if args.latent_channels is not None:
+    vae_fields = {field: getattr(args, dest) for dest, field in VAE_OVERRIDES.items()
+                  if getattr(args, dest) is not None}
+    if vae_fields:
+        flags = ", ".join("--" + d.replace("_", "-") for d in VAE_OVERRIDES if getattr(args, d) is not None)
         if args.task != "vae":
-            raise UserError("--latent-channels is a VAE setting: the generator takes it from its VAE")
+            raise UserError(f"{flags}: VAE settings; the generator takes them from its VAE")
         try:
-            cfg = dataclasses.replace(cfg, vae=dataclasses.replace(cfg.vae, latent_channels=args.latent_channels))
+            cfg = dataclasses.replace(cfg, vae=dataclasses.replace(cfg.vae, **vae_fields))
         except ValueError as e:
-            raise UserError(f"invalid --latent-channels: {e}") from None
+            raise UserError(f"invalid {flags}: {e}") from None
     overrides = {k: getattr(args, k) for k in TRAIN_OVERRIDES if getattr(args, k) is not None}
     try:
         tcfg = TrainConfig(task=args.task, seed=args.seed, log_every=args.log_every,

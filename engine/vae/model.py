@@ -3,8 +3,12 @@
 video [B,3,F,H,W] in [-1,1], F = 4k+1  ->  E1 (1/16, time /4)  ->  E2  ->  latent [B,C,T,h,w], T = k+1
 latent -> D1 (back to E1's grid) -> D_ref (per-frame self-attn + cross-attn to references' E1 features)
        -> D2 (space and time up) -> video. References are single images through E1, one at a time.
+Optionally (VAEConfig.fine_ref_blocks) a second fusion at 1/8 after D2's first stage, on the references'
+E1 features of that scale.
 """
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -14,6 +18,14 @@ from engine.nn.conv import CausalConv3d, StreamState, name_stream_modules
 from engine.nn.norm import RMSNorm
 from engine.nn.rope import grid_positions, rope_tables
 from engine.vae.blocks import RefFusionBlock, Stage, down_stage, up_stage
+
+
+class RefTokens(NamedTuple):
+    """The references as the decoder sees them: E1 tokens at 1/16 [B,R*g*g,D] for D_ref, and at 1/8
+    [B,R*(2g)^2,W] for the fine fusion ([B,0,W] without it)."""
+
+    coarse: torch.Tensor
+    fine: torch.Tensor
 
 
 class CausalVAE(nn.Module):
@@ -32,6 +44,12 @@ class CausalVAE(nn.Module):
         self.d1 = Stage([up_stage(d, d, cfg.e2_blocks, False, tk) for _ in range(cfg.e2_downs)])
         self.ref_null = nn.Parameter(torch.zeros(1, 1, d))  # key for "no reference": attention never empty
         self.dref = nn.ModuleList([RefFusionBlock(d, cfg.dref_heads) for _ in range(cfg.dref_blocks)])
+        if cfg.fine_ref_blocks:  # zero-initialised residual blocks: a decoder without them is unchanged
+            self.fine_ref_norm = RMSNorm(widths[-1], dim=-1)  # on the context, null token included: always
+            # used, so every rank of a DDP run has its gradient whatever its reference count
+            self.fine_null = nn.Parameter(torch.zeros(1, 1, widths[-1]))
+            self.dref_fine = nn.ModuleList([RefFusionBlock(widths[-1], cfg.fine_ref_heads)
+                                            for _ in range(cfg.fine_ref_blocks)])
         self.d2 = Stage([up_stage(outs[s], widths[s], 2, s in cfg.e1_time_down, tk)
                          for s in reversed(range(len(widths)))])
         self.d2_norm = RMSNorm(widths[0])
@@ -70,32 +88,47 @@ class CausalVAE(nn.Module):
         rest = rest.view(b, len(starts), *rest.shape[1:]).transpose(1, 2)  # [B,C,W,h,w]
         return torch.cat([first, rest], 2)
 
-    def ref_features(self, refs: torch.Tensor) -> torch.Tensor:
-        """Reference images [B,R,3,H,W] -> E1 tokens [B,R*h16*w16,D] for D_ref."""
+    def _ref_e1(self, refs: torch.Tensor) -> tuple[RefTokens, torch.Tensor]:
+        """Reference images [B,R,3,H,W], R >= 1 -> (RefTokens, frames [BR,3,1,H,W])."""
         b, r = refs.shape[:2]
-        if r == 0:
-            return refs.new_zeros(b, 0, self.cfg.e1_out)
-        feats = self.features(refs.reshape(b * r, *refs.shape[2:]).unsqueeze(2))  # [BR,D,1,h16,w16]
-        return feats.flatten(2).transpose(1, 2).reshape(b, -1, feats.shape[1])
+        frames = refs.reshape(b * r, *refs.shape[2:]).unsqueeze(2)  # [BR,3,1,H,W]
+        h = self.e1_in(frames)
+        for stage in self.e1.layers[:-1]:
+            h = stage(h)  # [BR,W,1,2g,2g] after the last but one stage
+        coarse = self.e1_norm(self.e1.layers[-1](h))  # [BR,D,1,g,g] = self.features(frames)
 
-    def encode_refs(self, refs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Reference images [B,R,3,H,W] -> (E1 tokens [B,R*h16*w16,D], latent means [B,R,C,h,w])."""
+        def tokens(f: torch.Tensor) -> torch.Tensor:  # [BR,C,1,s,s] -> [B,R*s*s,C]
+            return f.flatten(2).transpose(1, 2).reshape(b, -1, f.shape[1])
+
+        fine = tokens(h) if self.cfg.fine_ref_blocks else refs.new_zeros(b, 0, self.cfg.e1_widths[-1])
+        return RefTokens(tokens(coarse), fine), frames
+
+    def _no_refs(self, refs: torch.Tensor) -> RefTokens:
+        b = refs.shape[0]
+        return RefTokens(refs.new_zeros(b, 0, self.cfg.e1_out), refs.new_zeros(b, 0, self.cfg.e1_widths[-1]))
+
+    def ref_features(self, refs: torch.Tensor) -> RefTokens:
+        """Reference images [B,R,3,H,W] (R may be 0) -> RefTokens for `decode`."""
+        return self._ref_e1(refs)[0] if refs.shape[1] else self._no_refs(refs)
+
+    def encode_refs(self, refs: torch.Tensor) -> tuple[RefTokens, torch.Tensor]:
+        """Reference images [B,R,3,H,W] (R may be 0) -> (RefTokens, latent means [B,R,C,h,w])."""
         b, r = refs.shape[:2]
         if r == 0:
             c, s = self.cfg.latent_channels, self.cfg.latent_size
-            return refs.new_zeros(b, 0, self.cfg.e1_out), refs.new_zeros(b, 0, c, s, s)
-        frames = refs.reshape(b * r, *refs.shape[2:]).unsqueeze(2)  # [BR,3,1,H,W]
-        feats = self.features(frames)  # [BR,D,1,h16,w16]
+            return self._no_refs(refs), refs.new_zeros(b, 0, c, s, s)
+        tokens, frames = self._ref_e1(refs)
         mean, _ = self.encode(frames)  # [BR,C,1,h,w]
-        tokens = feats.flatten(2).transpose(1, 2).reshape(b, -1, feats.shape[1])  # [B,R*h16*w16,D]
         return tokens, mean[:, :, 0].reshape(b, r, *mean.shape[1:2], *mean.shape[3:])  # [B,R,C,h,w]
 
     # --- decoder ------------------------------------------------------------------------
-    def _fuse_refs(self, x: torch.Tensor, ref_tokens: torch.Tensor) -> torch.Tensor:
-        """D_ref on [B,D,T,g,g] with reference tokens [B,M,D] (M = R*g*g, R may be 0)."""
+    @staticmethod
+    def _fuse_refs(x: torch.Tensor, ref_tokens: torch.Tensor, blocks: nn.ModuleList, null: torch.Tensor,
+                   heads: int, ctx_norm: nn.Module | None = None) -> torch.Tensor:
+        """Fusion blocks on [B,D,T,g,g] with reference tokens [B,M,D] (M = R*g*g, R may be 0) after a learned
+        null token, the two normalised by ctx_norm if given."""
         b, d, t, g, _ = x.shape
         tokens = x.permute(0, 2, 3, 4, 1).reshape(b * t, g * g, d)  # [BT,N,D]
-        heads = self.cfg.dref_heads
         hd = d // heads
         split = (0, hd // 2, hd // 2)
         pos = grid_positions(1, g, g, device=x.device)
@@ -103,20 +136,27 @@ class CausalVAE(nn.Module):
         r = ref_tokens.shape[1] // (g * g)
         ref_pos = torch.cat([torch.zeros(1, 3, dtype=pos.dtype, device=x.device), pos.repeat(r, 1)])
         rope_r = rope_tables(ref_pos, split, hd, torch.float32)
-        ctx = torch.cat([self.ref_null.to(ref_tokens.dtype).expand(b, -1, -1), ref_tokens], dim=1)
-        ctx = ctx.repeat_interleave(t, dim=0)  # [BT,1+M,D]
-        for block in self.dref:
+        ctx = torch.cat([null.to(ref_tokens.dtype).expand(b, -1, -1), ref_tokens], dim=1)  # [B,1+M,D]
+        ctx = (ctx if ctx_norm is None else ctx_norm(ctx)).repeat_interleave(t, dim=0)  # [BT,1+M,D]
+        for block in blocks:
             tokens = block(tokens, ctx, rope_x, rope_r)
         return tokens.reshape(b, t, g, g, d).permute(0, 4, 1, 2, 3)
 
-    def decode(self, z: torch.Tensor, ref_tokens: torch.Tensor, state: StreamState | None = None) -> torch.Tensor:
-        """latent [B,C,T,h,w] -> video [B,3,F,H,W]; F = 4T-3 for a clip start, else 4T.
+    def decode(self, z: torch.Tensor, refs: RefTokens, state: StreamState | None = None) -> torch.Tensor:
+        """latent [B,C,T,h,w] and the references' tokens (`ref_features`) -> video [B,3,F,H,W]; F = 4T-3 for
+        a clip start, else 4T.
 
         With `state`, consecutive chunks decode exactly as one clip (DESIGN.md §6: VAE streaming).
         """
         x = self.d1(self.d1_in(z, state), state)
-        x = self._fuse_refs(x, ref_tokens)
-        x = self.d2(x, state)
+        x = self._fuse_refs(x, refs.coarse, self.dref, self.ref_null, self.cfg.dref_heads)  # [B,D,T,g,g]
+        first, *rest = self.d2.layers
+        x = first(x, state)  # [B,W,T,2g,2g]
+        if self.cfg.fine_ref_blocks:
+            x = self._fuse_refs(x, refs.fine, self.dref_fine, self.fine_null, self.cfg.fine_ref_heads,
+                                self.fine_ref_norm)
+        for stage in rest:
+            x = stage(x, state)
         out = self.d2_out(torch.nn.functional.silu(self.d2_norm(x)), state)
         if state is not None:
             state.started = True

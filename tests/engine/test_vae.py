@@ -67,7 +67,8 @@ def test_streaming_decode_equals_full_decode(vae, chunks):
 @pytest.mark.parametrize("n_refs", [0, 1, 3, 8])
 def test_any_reference_count(vae, n_refs):
     tokens, lat = vae.encode_refs(torch.randn(1, n_refs, 3, 32, 32))
-    assert tokens.shape == (1, n_refs * 2 * 2, 16) and lat.shape == (1, n_refs, 8, 2, 2)
+    assert tokens.coarse.shape == (1, n_refs * 2 * 2, 16) and lat.shape == (1, n_refs, 8, 2, 2)
+    assert tokens.fine.shape == (1, n_refs * 4 * 4, 16)  # tiny: 1/8 of 32 px, e1_widths[-1] wide
     out = vae.decode(torch.randn(1, 8, 2, 2, 2), tokens)
     assert out.shape == (1, 3, 5, 32, 32) and torch.isfinite(out).all()
 
@@ -78,6 +79,29 @@ def test_references_change_the_decode(vae):
     a = vae.decode(z, vae.encode_refs(torch.randn(1, 1, 3, 32, 32))[0])
     b = vae.decode(z, vae.encode_refs(torch.randn(1, 1, 3, 32, 32))[0])
     assert (a - b).abs().mean() > 1e-4
+
+
+@torch.no_grad()
+def test_fine_fusion_starts_as_the_decoder_without_it():
+    """Adding the fine reference fusion to a trained VAE (train vae --fine-refs N --init V) keeps its decode
+    until training moves the new blocks: they start as zero residuals."""
+    torch.manual_seed(0)
+    cfg = EngineConfig.tiny().vae
+    old = randomize(CausalVAE(dataclasses.replace(cfg, fine_ref_blocks=0))).eval()
+    new = CausalVAE(cfg).eval()
+    missing = new.load_state_dict(old.state_dict(), strict=False).missing_keys
+    assert missing and all(k.startswith(("dref_fine.", "fine_")) for k in missing)
+    z, refs = torch.randn(1, 8, 3, 2, 2), torch.randn(1, 2, 3, 32, 32)
+    torch.testing.assert_close(new.decode(z, new.ref_features(refs)), old.decode(z, old.ref_features(refs)))
+
+
+@torch.no_grad()
+def test_fine_fusion_reads_the_references_fine_features(vae):
+    """The 1/8-scale tokens reach the picture: swapping only them for another image's changes the decode."""
+    z = torch.randn(1, 8, 2, 2, 2)
+    a, b = (vae.ref_features(torch.randn(1, 1, 3, 32, 32)) for _ in range(2))
+    mixed = a._replace(fine=b.fine)
+    assert (vae.decode(z, mixed) - vae.decode(z, a)).abs().mean() > 1e-4
 
 
 def test_kl_is_zero_for_standard_normal():

@@ -122,6 +122,24 @@ def test_latent_noise_corrupts_the_decoder_input_and_keeps_other_batches(pack):
         TrainConfig(latent_noise=-0.1)
 
 
+def test_fine_refs_flag_sets_the_vae_fusion_and_warm_starts_a_vae_without_it(pack, tmp_path, capsys):
+    assert train(pack, tmp_path / "v0", "vae", 1, "--fine-refs", "0") == 0
+    assert train(pack, tmp_path / "v2", "vae", 1, "--fine-refs", "2", "--init", str(tmp_path / "v0/vae.safetensors"),
+                 "--freeze-encoder") == 0
+    cfg, state, _ = load_weights(tmp_path / "v2/vae.safetensors")
+    assert cfg.vae.fine_ref_blocks == 2 and any(k.startswith("vae.dref_fine.1.") for k in state)
+    assert not any("fine" in k for k in load_weights(tmp_path / "v0/vae.safetensors")[1])
+    # the latents did not change, so a generator trained on v0's ships with v2's decoder
+    assert train(pack, tmp_path / "g0", "generator", 1, "--vae", str(tmp_path / "v0/vae.safetensors")) == 0
+    assert main(["release", "--vae", str(tmp_path / "v2/vae.safetensors"), "--generator",
+                 str(tmp_path / "g0/generator.safetensors"), "--out", str(tmp_path / "m.safetensors")]) == 0
+    from engine.api import load_engine
+    assert load_engine(weights=tmp_path / "m.safetensors", device="cpu").cfg.vae.fine_ref_blocks == 2
+    capsys.readouterr()
+    assert train(pack, tmp_path / "g", "generator", 1, "--fine-refs", "1") == 2
+    assert "--fine-refs: VAE settings" in capsys.readouterr().err
+
+
 def test_latent_channels_reach_the_vae_the_generator_and_the_engine(pack, tmp_path, capsys):
     """A 768x-style VAE (fewer latent channels) trains, and the generator and the engine follow its config."""
     assert train(pack, tmp_path / "v", "vae", 1, "--latent-channels", "4") == 0
