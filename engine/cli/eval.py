@@ -43,7 +43,8 @@ def add_parser(sub) -> None:
                         "lip-sync score is mostly sampling noise; default 1)")
     saved = p.add_mutually_exclusive_group()
     saved.add_argument("--save-renders", metavar="DIR",
-                       help="generation: also write each render to DIR as MP4 (CLIP_seedN.mp4, with its audio)")
+                       help="generation: also write each render to DIR as MP4 (CLIP_seedN.mp4, with its audio; "
+                            "the long render as long_seedN.mp4)")
     saved.add_argument("--from-renders", metavar="DIR",
                        help="generation: score the renders a --save-renders eval wrote instead of rendering "
                             "(same clips, seconds, seed and renders; e.g. with face landmarks on another machine)")

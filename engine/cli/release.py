@@ -54,8 +54,9 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"--hold-free-dims {gcfg.sampler.hold_free_dims}: the model stores "
                             f"{gcfg.vae.motion_dims} motion directions (add them with --motion-basis)")
         out = Path(args.out)
+        step = gmeta.get("step", gmeta.get("generator_step", "?"))  # a released model as --generator keeps its step
         files = save_weights(out, state, gcfg, kind="model", shard_bytes=int(args.shard_mb * 2**20),
-                             dtype=torch.bfloat16, extra={"generator_step": gmeta.get("step", "?")})
+                             dtype=torch.bfloat16, extra={"generator_step": step})
         load_engine(weights=files[0], device="cpu")  # fails loudly if anything is missing
     except CheckpointError as e:
         raise UserError(str(e)) from None

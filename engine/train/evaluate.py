@@ -322,12 +322,16 @@ def generation_clip(engine, frames: np.ndarray, audio: np.ndarray, cfg: EvalConf
 
 
 def long_render(engine, portrait: np.ndarray, speech: np.ndarray, cfg: EvalConfig) -> dict:
-    """Render `speech` looped to cfg.long_seconds from one portrait; compare the first and last 10 s."""
+    """Render `speech` looped to cfg.long_seconds from one portrait (saved as long_seedN.mp4 if
+    cfg.renders_dir); compare the first and last 10 s."""
     import cv2
 
     n = int(round(cfg.long_seconds * SAMPLE_RATE))
     audio = np.tile(speech, math.ceil(n / max(len(speech), 1)))[:n]
     frames = render(engine, [portrait], audio, cfg.seed)
+    if cfg.renders_dir and not cfg.reuse_renders:  # to look at what was measured
+        from engine.io import media
+        media.write_video(Path(cfg.renders_dir) / f"long_seed{cfg.seed}.mp4", frames, audio=audio)
     span = int(round(min(DRIFT_SPAN_S, cfg.long_seconds / 2) * FPS))
     h, w = frames.shape[1:3]
     ref = cv2.resize(_square(portrait), (w, h), interpolation=cv2.INTER_AREA).astype(np.int16)

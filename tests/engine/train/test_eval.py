@@ -87,7 +87,9 @@ def test_full_model_gives_vae_and_generation_metrics(pack, weights, tmp_path, ca
 
 def test_long_render_reports_first_and_last_span(pack, weights, tmp_path):
     assert _eval(pack, weights / "model.safetensors", tmp_path / "r.json", "--max-clips", "1", "--seconds", "0.4",
-                 "--window", "9", "--long-audio", str(weights / "speech.wav"), "--long-seconds", "4") == 0
+                 "--window", "9", "--long-audio", str(weights / "speech.wav"), "--long-seconds", "4",
+                 "--save-renders", str(tmp_path / "renders")) == 0
+    assert len(M.read_video(tmp_path / "renders/long_seed0.mp4")[0]) == 100  # 4 s at 25 fps, to look at
     lg = json.loads((tmp_path / "r.json").read_text())["long"]
     assert lg["seconds"] == 4 and lg["span_s"] == 2  # speech of 1.5 s looped to 4 s; halves compared
     assert _finite(lg, ["stability_first", "stability_last", "to_portrait_first", "to_portrait_last"])
