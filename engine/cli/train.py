@@ -109,6 +109,9 @@ def add_parser(sub) -> None:
                         "(default 0)")
     p.add_argument("--disc-lr-scale", type=float, metavar="S",
                    help="vae: the discriminators' learning rate as a multiple of the VAE's (default 4)")
+    p.add_argument("--fine-refs-lr-scale", type=float, metavar="S",
+                   help="vae: learning rate of the fine reference fusion (--fine-refs) over the rest's (default 1; "
+                        "new blocks added to a trained VAE start at zero and want larger steps, e.g. 10)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--log-every", type=int, default=20, help="steps between log lines")
     p.add_argument("--device", default="auto")
@@ -121,7 +124,8 @@ VAE_OVERRIDES = {"latent_channels": "latent_channels", "fine_refs": "fine_ref_bl
 # TrainConfig fields set by the flag of the same name (argparse's dest), when given
 TRAIN_OVERRIDES = ("batch", "lr", "total_steps", "warmup_steps", "clip_frames_start", "clip_frames_end",
                    "phone_delay", "babble", "video_only_share", "self_history", "latent_noise", "encoder_jitter",
-                   "mouth_weight", "history_noise_max", "adversarial", "adversarial_start", "disc_lr_scale")
+                   "mouth_weight", "history_noise_max", "adversarial", "adversarial_start", "disc_lr_scale",
+                   "fine_refs_lr_scale")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -130,8 +134,10 @@ def run(args: argparse.Namespace) -> int:
     from engine.train.loop import train
 
     cfg = EngineConfig.preset(args.preset)
-    if args.task != "vae" and (args.adversarial, args.adversarial_start, args.disc_lr_scale) != (None,) * 3:
-        raise UserError("--adversarial, --adversarial-start and --disc-lr-scale are VAE settings")
+    vae_only = (args.adversarial, args.adversarial_start, args.disc_lr_scale, args.fine_refs_lr_scale)
+    if args.task != "vae" and vae_only != (None,) * len(vae_only):
+        raise UserError("--adversarial, --adversarial-start, --disc-lr-scale and --fine-refs-lr-scale are VAE "
+                        "settings")
     if args.mouth_weight is not None and args.task == "audio":
         raise UserError("--mouth-weight is a VAE or generator setting")
     vae_fields = {field: getattr(args, dest) for dest, field in VAE_OVERRIDES.items()

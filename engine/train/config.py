@@ -35,6 +35,8 @@ class TrainConfig:
     # layer relative to the reconstruction loss's (train/adversarial.py: balanced_weight); 0: off
     adversarial_start: int = 0  # step from which that term counts: the discriminators, fresh, learn alone before
     disc_lr_scale: float = 4.0  # the discriminators' learning rate over the VAE's (two time-scale update rule)
+    fine_refs_lr_scale: float = 1.0  # the fine reference fusion's learning rate over the VAE's (new blocks added
+    # to a trained VAE start at zero and need larger steps)
     # generator
     blocks: int = 16  # blocks per training sequence
     history_noise_max: float = 0.7  # paper: noise 0..0.7 on history latents
@@ -59,8 +61,10 @@ class TrainConfig:
                 raise ValueError("clip frame counts must be 4k+1")
         if not 0.0 <= self.babble <= 1.0 or not 0.0 <= self.video_only_share < 1.0:
             raise ValueError("babble is a share in [0, 1] and video_only_share in [0, 1)")
-        if self.latent_noise < 0 or self.adversarial < 0 or self.adversarial_start < 0 or self.disc_lr_scale <= 0:
-            raise ValueError("latent_noise, adversarial and adversarial_start must be >= 0, disc_lr_scale > 0")
+        if self.latent_noise < 0 or self.adversarial < 0 or self.adversarial_start < 0:
+            raise ValueError("latent_noise, adversarial and adversarial_start must be >= 0")
+        if self.disc_lr_scale <= 0 or self.fine_refs_lr_scale <= 0:
+            raise ValueError("disc_lr_scale and fine_refs_lr_scale must be > 0")
         if not 0 <= self.encoder_jitter <= 1:
             raise ValueError("encoder_jitter must be in [0, 1]")
         if self.mouth_weight < 1 or self.history_noise_max < 0 or self.history_noise_max > 1:

@@ -138,12 +138,24 @@ class VAETask:
                       batch.get("enc_video"), batch["adv_weight"])
 
     def param_groups(self, module: nn.Module) -> list[dict]:
-        """AdamW groups: the VAE with the loop's settings; the discriminators (if any) with the usual GAN ones,
-        betas (0.5, 0.9) and no weight decay, and their own learning-rate scale."""
-        adv = [p for n, p in module.named_parameters() if n.startswith("adversary.")]
-        rest = [p for n, p in module.named_parameters() if not n.startswith("adversary.")]
-        return [{"params": rest}] + ([{"params": adv, "betas": (0.5, 0.9), "weight_decay": 0.0,
-                                        "lr_scale": self.tcfg.disc_lr_scale}] if adv else [])
+        """AdamW groups: the VAE with the loop's settings; its fine reference fusion (if any) with its own
+        learning-rate scale; the discriminators (if any) with the usual GAN settings, betas (0.5, 0.9) and no
+        weight decay, and their own learning-rate scale."""
+        def kind(name: str) -> str:
+            if name.startswith("adversary."):
+                return "adv"
+            return "fine" if name.removeprefix("vae.").startswith(CausalVAE.FINE_PREFIXES) else "vae"
+
+        params: dict[str, list] = {"vae": [], "fine": [], "adv": []}
+        for n, p in module.named_parameters():
+            params[kind(n)].append(p)
+        groups = [{"params": params["vae"]}]
+        if params["fine"]:
+            groups.append({"params": params["fine"], "lr_scale": self.tcfg.fine_refs_lr_scale})
+        if params["adv"]:
+            groups.append({"params": params["adv"], "betas": (0.5, 0.9), "weight_decay": 0.0,
+                           "lr_scale": self.tcfg.disc_lr_scale})
+        return groups
 
     def export(self, ema: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """EMA VAE weights under the `vae.` prefix of a full model (discriminators: in the checkpoint only)."""

@@ -29,6 +29,8 @@ class RefTokens(NamedTuple):
 
 
 class CausalVAE(nn.Module):
+    FINE_PREFIXES = ("dref_fine.", "fine_")  # parameter names of the fine reference fusion
+
     def __init__(self, cfg: VAEConfig):
         super().__init__()
         self.cfg = cfg

@@ -612,9 +612,10 @@ def test_vae_adversarial_trains_discriminators_that_stay_out_of_the_export(pack,
     assert {"g_adv", "d_hinge"} <= last.keys() and float(last["adv_effective"]) > 0  # balanced each step
     _, ck, meta = load_weights(tmp_path / "a/ckpt/train.safetensors")
     assert any(k.startswith("model.adversary.mouth.") for k in ck)
-    vae_group, disc_group = json.loads(meta["opt_groups"])  # the discriminators: GAN betas, no decay
+    vae_group, fine_group, disc_group = json.loads(meta["opt_groups"])  # the discriminators: GAN betas, no decay
     assert (disc_group["betas"], disc_group["weight_decay"]) == ([0.5, 0.9], 0.0)
     assert vae_group["betas"] == [0.9, 0.99] and vae_group["weight_decay"] > 0
+    assert fine_group["betas"] == vae_group["betas"] and fine_group["lr_scale"] == 1  # tiny's fine fusion
     export = _weights(tmp_path / "a/vae.safetensors")
     assert export and all(k.startswith("vae.") for k in export)
     assert train(pack, tmp_path / "a", "vae", 3, "--adversarial", "0.1", "--resume") == 0
@@ -634,7 +635,19 @@ def test_discriminators_learning_alone_leave_the_vae_as_without_them(pack, tmp_p
     assert plain.keys() == adv.keys() and all(torch.equal(plain[k], adv[k]) for k in plain)
     rows = (tmp_path / "adv/log.csv").read_text().splitlines()
     last = dict(zip(rows[0].split(","), rows[-1].split(",")))
-    assert float(last["grad_norm_1"]) > 0 and float(last["adv_effective"]) == 0  # they learn; the VAE ignores them
+    # groups: the VAE, its fine reference fusion (tiny has one), the discriminators (last)
+    assert float(last["grad_norm_2"]) > 0 and float(last["adv_effective"]) == 0  # they learn; the VAE ignores them
     _, _, meta = load_weights(tmp_path / "adv/ckpt/train.safetensors")
-    vae_group, disc_group = json.loads(meta["opt_groups"])
+    vae_group, _, disc_group = json.loads(meta["opt_groups"])
     assert disc_group["lr"] == pytest.approx(3 * vae_group["lr"]) and disc_group["lr_scale"] == 3
+
+
+def test_fine_fusion_learns_at_its_own_rate(pack, tmp_path, capsys):
+    """--fine-refs-lr-scale S: the fine reference fusion is its own AdamW group at S times the VAE's rate."""
+    assert train(pack, tmp_path / "v", "vae", 2, "--lr", "1e-3", "--fine-refs-lr-scale", "10") == 0
+    _, _, meta = load_weights(tmp_path / "v/ckpt/train.safetensors")
+    vae_group, fine_group = json.loads(meta["opt_groups"])
+    assert fine_group["lr_scale"] == 10 and fine_group["lr"] == pytest.approx(10 * vae_group["lr"])
+    capsys.readouterr()
+    assert train(pack, tmp_path / "g", "generator", 1, "--fine-refs-lr-scale", "10") == 2
+    assert "VAE settings" in capsys.readouterr().err
