@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
+
+import numpy as np
 
 from engine.cli import UserError
 
@@ -46,6 +49,19 @@ def hold_overrides(args: argparse.Namespace) -> dict:
     if getattr(args, "hold_history", None) is not None:
         out["hold_history"] = args.hold_history == "on"
     return {k: v for k, v in out.items() if v is not None}
+
+
+def crop_portrait(img: np.ndarray, path: str, prog: str) -> np.ndarray:
+    """The head-and-shoulders crop around the largest face that the app and training use
+    (engine.io.portrait); says on stderr when the image has no face (its centre square is used) or several."""
+    from engine.io.portrait import portrait_crop
+
+    out, faces = portrait_crop(img)
+    if faces == 0:
+        print(f"{prog}: no face found in {path}; using its centre square", file=sys.stderr)
+    elif faces > 1:
+        print(f"{prog}: {faces} faces in {path}; using the largest", file=sys.stderr)
+    return out
 
 
 def load_engine_from_args(args: argparse.Namespace, cfg=None):

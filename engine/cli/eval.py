@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from engine.cli import UserError
-from engine.cli.common import add_hold_args, hold_overrides
+from engine.cli.common import add_hold_args, crop_portrait, hold_overrides
 
 
 def add_parser(sub) -> None:
@@ -29,8 +29,8 @@ def add_parser(sub) -> None:
     p.add_argument("--window", type=int, default=33, metavar="F", help="VAE window in frames, 4k+1 (default 33)")
     p.add_argument("--long-audio", metavar="FILE", help="speech for a long render from one portrait (drift)")
     p.add_argument("--long-seconds", type=float, default=60.0, metavar="S", help="length of the long render")
-    p.add_argument("--portrait", metavar="IMG", help="portrait for the long render (default: first eval clip's "
-                   "first frame)")
+    p.add_argument("--portrait", metavar="IMG", help="portrait for the long render, cropped around its largest face "
+                   "as the app and `avacast render` do (default: first eval clip's first frame)")
     p.add_argument("--history-noise", type=float, metavar="T",
                    help="generation: noise level of the committed history (default: the model's)")
     p.add_argument("--cfg", type=float, metavar="S", help="generation: audio guidance scale (default: the model's)")
@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
                          **hold_overrides(args))
         pack = Pack(args.pack)
         long_audio = read_audio(args.long_audio) if args.long_audio else None
-        portrait = read_image(args.portrait) if args.portrait else None
+        portrait = crop_portrait(read_image(args.portrait), args.portrait, "avacast eval") if args.portrait else None
     except (PackError, MediaError, ValueError) as e:
         raise UserError(str(e).splitlines()[0]) from None
     try:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.cli import UserError
-from engine.cli.common import add_model_args, load_engine_from_args
+from engine.cli.common import add_model_args, crop_portrait, load_engine_from_args
 from engine.config import SAMPLE_RATE
 
 
@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     if args.chunk_ms is not None and args.chunk_ms <= 0:
         raise UserError("--chunk-ms must be positive")
     if args.crop == "auto":
-        refs = [_crop(img, path) for img, path in zip(refs, args.ref)]
+        refs = [crop_portrait(img, path, "avacast render") for img, path in zip(refs, args.ref)]
     engine = load_engine_from_args(args)
     frames = render_frames(engine, refs, audio, args.seed, args.chunk_ms)
     try:
@@ -52,17 +52,6 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(str(e).splitlines()[0]) from None
     print(f"wrote {out} ({len(frames)} frames, {len(audio) / SAMPLE_RATE:.2f} s, {engine.device_name})")
     return 0
-
-
-def _crop(img: np.ndarray, path: str) -> np.ndarray:
-    from engine.io.portrait import portrait_crop
-
-    out, faces = portrait_crop(img)
-    if faces == 0:
-        print(f"avacast render: no face found in {path}; using its centre square", file=sys.stderr)
-    elif faces > 1:
-        print(f"avacast render: {faces} faces in {path}; using the largest", file=sys.stderr)
-    return out
 
 
 def render_frames(engine, refs: list[np.ndarray], audio: np.ndarray, seed: int = 0,

@@ -151,7 +151,7 @@ class CausalVAE(nn.Module):
         With `state`, consecutive chunks decode exactly as one clip (DESIGN.md §6: VAE streaming).
         """
         x = self.d1(self.d1_in(z, state), state)
-        x = self._fuse_refs(x, refs.coarse, self.dref, self.ref_null, self.cfg.dref_heads)  # [B,D,T,g,g]
+        x = self._fuse_refs(x, refs.coarse, self.dref, self.ref_null, self.cfg.dref_heads)  # D_ref
         first, *rest = self.d2.layers
         x = first(x, state)  # [B,W,T,2g,2g]
         if self.cfg.fine_ref_blocks:

@@ -1,6 +1,7 @@
 """`avacast eval` on a generated pack with tiny random-weights models (issue 3 item 4)."""
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -93,6 +94,29 @@ def test_long_render_reports_first_and_last_span(pack, weights, tmp_path):
     lg = json.loads((tmp_path / "r.json").read_text())["long"]
     assert lg["seconds"] == 4 and lg["span_s"] == 2  # speech of 1.5 s looped to 4 s; halves compared
     assert _finite(lg, ["stability_first", "stability_last", "to_portrait_first", "to_portrait_last"])
+
+
+def test_long_render_portrait_is_cropped_as_the_app_does(pack, weights, tmp_path, monkeypatch, capsys):
+    """--portrait gets the app's head-and-shoulders crop (a whole photo would put a small face in the frame)."""
+    import cv2
+
+    import engine.train.evaluate as evaluate_module
+
+    seen = []
+
+    def capture(weights, pack, cfg, device, long_audio, portrait, **kw):
+        seen.append(portrait)
+        raise ValueError("captured")
+
+    monkeypatch.setattr(evaluate_module, "evaluate", capture)  # the CLI imports it when it runs
+    photo = Path(__file__).resolve().parents[3] / "resources/default_portrait.png"  # 512 px, face + suit
+    noise = np.random.default_rng(0).integers(0, 255, (300, 300, 3), dtype=np.uint8)
+    cv2.imwrite(str(tmp_path / "noise.png"), noise)
+    for path in (photo, tmp_path / "noise.png"):
+        assert _eval(pack, weights / "model.safetensors", tmp_path / "r.json", "--long-audio",
+                     str(weights / "speech.wav"), "--portrait", str(path)) == 2
+    assert seen[0].shape[0] == seen[0].shape[1] < 300  # a square around the face, not the whole photo
+    assert seen[1].shape == noise.shape and "no face found in" in capsys.readouterr().err
 
 
 def test_vae_only_file_skips_generation_with_a_note(pack, weights, tmp_path, capsys):

@@ -232,7 +232,8 @@ def test_latent_cache_release_and_warm_start(pack, tmp_path, capsys):
     assert engine.cfg.sampler.anchor_first and not load_weights(tmp_path / "g/generator.safetensors")[0].sampler.anchor_first
     assert engine.cfg.sampler.identity_hold == 0.5 and engine.cfg.sampler.hold_seconds == 4
     again = tmp_path / "again.safetensors"  # a release re-released (new decoder, v0.7 -> v0.8) keeps its step
-    assert main(["release", "--vae", str(tmp_path / "vae/vae.safetensors"), "--generator", str(out), "--out", str(again)]) == 0
+    assert main(["release", "--vae", str(tmp_path / "vae/vae.safetensors"), "--generator", str(out),
+                 "--out", str(again)]) == 0
     assert load_weights(again)[2]["generator_step"] == load_weights(out)[2]["generator_step"] != "?"
     assert main(["release", "--vae", str(tmp_path / "vae/vae.safetensors"), "--generator",
                  str(tmp_path / "g/generator.safetensors"), "--out", str(tmp_path / "bad.safetensors"),
