@@ -19,7 +19,9 @@
 #                         at 3.3-3.9 steps/s each vs 6.2 alone) from a latent cache -> /root/keep/NAME
 #   model NAME VAE GEN    release VAE + GEN as /root/keep/NAME/avacast-base (6 shards)
 #   eval NAME [ARGS]      avacast eval on /root/keep/valpack (12 clips x 8 s) -> $OUT/NAME.json; ARGS e.g.
-#                         --generation-only (~1 min instead of ~2.5), --anchor on
+#                         --generation-only (~1 min instead of ~2.5), --anchor on; --renders 2 --save-renders
+#                         /root/keep/r_NAME --renders-only (no opencv wheel needed; `tarback`, then score here
+#                         with --from-renders and face landmarks)
 #   render NAME AUDIO IMG...  60 s renders -> /root/keep/NAME_<image>.mp4
 #   fetch FILE...         copy files into $OUT (mind the 8-file / 64 MiB return limit)
 #   start NAME TASK [args]  `avacast train TASK --out /root/keep/NAME args` in its own process session: it

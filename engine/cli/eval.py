@@ -48,6 +48,9 @@ def add_parser(sub) -> None:
     saved.add_argument("--from-renders", metavar="DIR",
                        help="generation: score the renders a --save-renders eval wrote instead of rendering "
                             "(same clips, seconds, seed and renders; e.g. with face landmarks on another machine)")
+    p.add_argument("--renders-only", action="store_true",
+                   help="with --save-renders: write the generation renders and round trips without scoring them "
+                        "(a GPU machine without the face detector); score them later with --from-renders")
     p.add_argument("--no-ceiling", action="store_true",
                    help="generation: skip the real clips' VAE round trip (the lip-sync ceiling; minutes per clip "
                         "on a CPU)")
@@ -70,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix.lower() != ".json":
         raise UserError(f"{out}: the report must be a .json file")
+    if args.renders_only and args.long_audio:
+        raise UserError("--renders-only saves the clips' renders; the long render (--long-audio) needs scoring")
     try:
         cfg = EvalConfig(split=args.split, max_clips=args.max_clips, seconds=args.seconds, window=args.window,
                          seed=args.seed, long_seconds=args.long_seconds, history_noise=args.history_noise,
@@ -78,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
                          vae=not args.generation_only, renders=args.renders,
                          renders_dir=args.save_renders or args.from_renders,
                          reuse_renders=args.from_renders is not None, ceiling=not args.no_ceiling,
-                         precision=args.precision,
+                         precision=args.precision, score=not args.renders_only,
                          **hold_overrides(args))
         pack = Pack(args.pack)
         long_audio = read_audio(args.long_audio) if args.long_audio else None

@@ -58,6 +58,8 @@ class EvalConfig:
     # with face landmarks on a machine that has mediapipe)
     ceiling: bool = True  # also score the real clips' VAE round trip, any weights file (minutes per clip on a CPU)
     precision: str = "auto"  # "auto" (bf16 on a GPU, fp32 on a CPU: as the app runs), "fp32" or "bf16"
+    score: bool = True  # False: only write the generation renders and round trips to renders_dir (a GPU machine
+    # without the face detector or landmarks), to be scored elsewhere with reuse_renders
 
     def __post_init__(self) -> None:
         if self.window < 1 or (self.window - 1) % 4:
@@ -72,6 +74,8 @@ class EvalConfig:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.reuse_renders and not self.renders_dir:
             raise ValueError("reusing renders needs the folder they were saved in")
+        if not self.score and (not self.renders_dir or self.reuse_renders):
+            raise ValueError("renders that are not scored must be saved: give a folder to save them in")
 
 
 # --- loading ------------------------------------------------------------------------------
@@ -304,6 +308,17 @@ def ceiling_clip(vae, frames: np.ndarray, audio: np.ndarray, cfg: EvalConfig, me
             "vae_mouth_gain": gain, "vae_mouth_corr": corr}
 
 
+def _save_renders(vae, engine, frames: np.ndarray, audio: np.ndarray, cfg: EvalConfig, clip_id: str) -> None:
+    """What a scoring eval with the same cfg reads back: the round trip (if cfg.ceiling) and the generation
+    renders (if `engine`), over the same span."""
+    n = min(len(frames), int(round(cfg.seconds * FPS)))
+    audio = audio[: n * SAMPLE_RATE // FPS]
+    if cfg.ceiling:
+        _roundtrip_or_reuse(vae, frames[:n], audio, cfg, clip_id)
+    for k in range(cfg.renders if engine is not None else 0):
+        _render_or_reuse(engine, frames[:n], audio, cfg, clip_id, cfg.seed + k)
+
+
 def generation_clip(engine, frames: np.ndarray, audio: np.ndarray, cfg: EvalConfig, method: str,
                     clip_id: str = "clip") -> dict:
     """Render from the clip's first frame and its audio (cfg.renders times, other seeds); score the renders
@@ -416,6 +431,12 @@ def evaluate(weights: str | Path, pack, cfg: EvalConfig, device: str = "auto", l
     gclips = select_clips(pack.clips(cfg.split, audio=True), cfg.max_clips)
     if not gclips:
         report["notes"].append(f"no clips with usable audio in split {cfg.split!r}: lip-sync metrics skipped")
+    if not cfg.score:
+        for i, c in enumerate(gclips):
+            say(f"renders {i + 1}/{len(gclips)}: {c.id}")
+            _save_renders(vae, engine, pack.load_frames(c, size), pack.load_audio(c), cfg, c.id)
+        report["notes"].append(f"renders saved in {cfg.renders_dir}, not scored: score them with --from-renders")
+        return report
     if cfg.ceiling and gclips:
         crows = []
         for i, c in enumerate(gclips):

@@ -350,6 +350,25 @@ def test_saved_renders_are_written_and_scored_again_without_rendering(pack, weig
     assert "no saved render" in capsys.readouterr().err
 
 
+def test_renders_only_saves_what_a_later_eval_scores(pack, weights, tmp_path, capsys):
+    """--renders-only (a GPU without the face detector): the renders and round trips are written, nothing is
+    scored; --from-renders on another machine then scores exactly those files."""
+    w, d = weights / "model.safetensors", tmp_path / "renders"
+    args = ["--max-clips", "2", "--seconds", "0.6", "--generation-only", "--renders", "2"]
+    assert _eval(pack, w, tmp_path / "a.json", *args, "--save-renders", str(d), "--renders-only") == 0
+    saved = json.loads((tmp_path / "a.json").read_text())
+    assert saved["generation"] is None and saved["ceiling"] is None and "not scored" in saved["notes"][-1]
+    assert len(list(d.glob("*_seed[01].mp4"))) == 4 and len(list(d.glob("*_vae.mp4"))) == 2
+    assert _eval(pack, w, tmp_path / "b.json", *args, "--from-renders", str(d)) == 0
+    scored = json.loads((tmp_path / "b.json").read_text())
+    assert len(scored["generation"]["clips"]) == 2 and len(scored["ceiling"]["clips"]) == 2
+    capsys.readouterr()
+    assert _eval(pack, w, tmp_path / "c.json", *args, "--renders-only") == 2  # nowhere to save them
+    assert "saved" in capsys.readouterr().err
+    assert _eval(pack, w, tmp_path / "c.json", *args, "--save-renders", str(d), "--renders-only",
+                 "--long-audio", str(weights / "speech.wav")) == 2
+
+
 def test_vae_roundtrip_ceiling_scores_the_decoded_real_clip():
     """The ceiling row is the real clip's own score after the VAE: a VAE that returns its input exactly gives
     the real clip's 4k+1 frames back."""
