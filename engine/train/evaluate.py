@@ -293,45 +293,48 @@ def _roundtrip_or_reuse(vae, frames: np.ndarray, audio: np.ndarray, cfg: EvalCon
     return out
 
 
+def clip_span(frames: np.ndarray, audio: np.ndarray, cfg: EvalConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The part of a clip the lip-sync evals use: its first cfg.seconds -> (frames [n,H,W,3], their audio)."""
+    n = min(len(frames), int(round(cfg.seconds * FPS)))
+    return frames[:n], audio[: n * SAMPLE_RATE // FPS]
+
+
 def ceiling_clip(vae, frames: np.ndarray, audio: np.ndarray, cfg: EvalConfig, method: str, clip_id: str) -> dict:
     """The lip sync any generator on this VAE can reach: the real clip's `vae_roundtrip` scored like a render
     (same span as the generation renders), beside the real clip's own score, and how its mouth follows the
     real one (`lipsync.mouth_follow`: the amplitude kept, the frame-by-frame correlation)."""
-    n = min(len(frames), int(round(cfg.seconds * FPS)))
-    audio = audio[: n * SAMPLE_RATE // FPS]
-    trip = _roundtrip_or_reuse(vae, frames[:n], audio, cfg, clip_id)  # [4k+1 <= n, H, W, 3]
-    o_trip, o_real = lipsync.mouth_opening(trip, method), lipsync.mouth_opening(frames[:n], method)
+    frames, audio = clip_span(frames, audio, cfg)  # [n,H,W,3]
+    trip = _roundtrip_or_reuse(vae, frames, audio, cfg, clip_id)  # [4k+1 <= n, H, W, 3]
+    o_trip, o_real = lipsync.mouth_opening(trip, method), lipsync.mouth_opening(frames, method)
     v = score_pair(trip, audio, method, o_trip)
     gain, corr = lipsync.mouth_follow(o_trip, o_real[: len(trip)])
     return {"vae_lipsync": v["lipsync"], "vae_silence_opening": v["silence_opening"],
-            "real_lipsync": score_pair(frames[:n], audio, method, o_real)["lipsync"],
+            "real_lipsync": score_pair(frames, audio, method, o_real)["lipsync"],
             "vae_mouth_gain": gain, "vae_mouth_corr": corr}
 
 
 def _save_renders(vae, engine, frames: np.ndarray, audio: np.ndarray, cfg: EvalConfig, clip_id: str) -> None:
     """What a scoring eval with the same cfg reads back: the round trip (if cfg.ceiling) and the generation
     renders (if `engine`), over the same span."""
-    n = min(len(frames), int(round(cfg.seconds * FPS)))
-    audio = audio[: n * SAMPLE_RATE // FPS]
+    frames, audio = clip_span(frames, audio, cfg)
     if cfg.ceiling:
-        _roundtrip_or_reuse(vae, frames[:n], audio, cfg, clip_id)
+        _roundtrip_or_reuse(vae, frames, audio, cfg, clip_id)
     for k in range(cfg.renders if engine is not None else 0):
-        _render_or_reuse(engine, frames[:n], audio, cfg, clip_id, cfg.seed + k)
+        _render_or_reuse(engine, frames, audio, cfg, clip_id, cfg.seed + k)
 
 
 def generation_clip(engine, frames: np.ndarray, audio: np.ndarray, cfg: EvalConfig, method: str,
                     clip_id: str = "clip") -> dict:
     """Render from the clip's first frame and its audio (cfg.renders times, other seeds); score the renders
     (averaged) and the real clip alike."""
-    n = min(len(frames), int(round(cfg.seconds * FPS)))
-    audio = audio[: n * SAMPLE_RATE // FPS]
+    frames, audio = clip_span(frames, audio, cfg)
     draws = []
     for k in range(cfg.renders):
-        gen = _render_or_reuse(engine, frames[:n], audio, cfg, clip_id, cfg.seed + k)
-        draws.append({**score_pair(gen, audio, method), **likeness(gen, frames[:n])})
-    g, r = _means(draws), score_pair(frames[:n], audio, method)
-    row = {"frames": n, "renders": cfg.renders, **{f"gen_{k}": v for k, v in g.items()},
-           **{f"real_{k}": v for k, v in r.items()}, "still_psnr_after_1s": still_likeness(frames[:n])}
+        gen = _render_or_reuse(engine, frames, audio, cfg, clip_id, cfg.seed + k)
+        draws.append({**score_pair(gen, audio, method), **likeness(gen, frames)})
+    g, r = _means(draws), score_pair(frames, audio, method)
+    row = {"frames": len(frames), "renders": cfg.renders, **{f"gen_{k}": v for k, v in g.items()},
+           **{f"real_{k}": v for k, v in r.items()}, "still_psnr_after_1s": still_likeness(frames)}
     row["lipsync_ratio"] = g["lipsync"] / r["lipsync"] if g["lipsync"] is not None and r["lipsync"] > 0.05 else None
     return row
 

@@ -70,7 +70,11 @@ class CausalVAE(nn.Module):
 
     def encode(self, video: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """[B,3,F,H,W] -> (mean, logvar), each [B,C,T,h,w]."""
-        stats = self.e2_out(torch.nn.functional.silu(self.e2(self.features(video))))
+        return self._posterior(self.features(video))
+
+    def _posterior(self, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """E2 on E1 features [B,D,T,g,g] -> (mean, logvar), each [B,C,T,h,w]."""
+        stats = self.e2_out(torch.nn.functional.silu(self.e2(feats)))
         mean, logvar = stats.chunk(2, dim=1)
         return mean, logvar.clamp(-30.0, 20.0)
 
@@ -91,7 +95,7 @@ class CausalVAE(nn.Module):
         return torch.cat([first, rest], 2)
 
     def _ref_e1(self, refs: torch.Tensor) -> tuple[RefTokens, torch.Tensor]:
-        """Reference images [B,R,3,H,W], R >= 1 -> (RefTokens, frames [BR,3,1,H,W])."""
+        """Reference images [B,R,3,H,W], R >= 1 -> (RefTokens, E1 features [BR,D,1,g,g])."""
         b, r = refs.shape[:2]
         frames = refs.reshape(b * r, *refs.shape[2:]).unsqueeze(2)  # [BR,3,1,H,W]
         h = self.e1_in(frames)
@@ -103,7 +107,7 @@ class CausalVAE(nn.Module):
             return f.flatten(2).transpose(1, 2).reshape(b, -1, f.shape[1])
 
         fine = tokens(h) if self.cfg.fine_ref_blocks else refs.new_zeros(b, 0, self.cfg.e1_widths[-1])
-        return RefTokens(tokens(coarse), fine), frames
+        return RefTokens(tokens(coarse), fine), coarse
 
     def _no_refs(self, refs: torch.Tensor) -> RefTokens:
         b = refs.shape[0]
@@ -119,8 +123,8 @@ class CausalVAE(nn.Module):
         if r == 0:
             c, s = self.cfg.latent_channels, self.cfg.latent_size
             return self._no_refs(refs), refs.new_zeros(b, 0, c, s, s)
-        tokens, frames = self._ref_e1(refs)
-        mean, _ = self.encode(frames)  # [BR,C,1,h,w]
+        tokens, feats = self._ref_e1(refs)
+        mean, _ = self._posterior(feats)  # [BR,C,1,h,w]: E1 runs once for both
         return tokens, mean[:, :, 0].reshape(b, r, *mean.shape[1:2], *mean.shape[3:])  # [B,R,C,h,w]
 
     # --- decoder ------------------------------------------------------------------------

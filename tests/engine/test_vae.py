@@ -74,6 +74,15 @@ def test_any_reference_count(vae, n_refs):
 
 
 @torch.no_grad()
+def test_reference_latents_are_the_encoders_latents_of_the_images(vae):
+    """encode_refs shares one E1 pass between the tokens and the latents; the latents are still encode()'s."""
+    refs = torch.randn(2, 3, 3, 32, 32)
+    _, lat = vae.encode_refs(refs)  # [B,R,C,h,w]
+    direct = vae.encode(refs.flatten(0, 1).unsqueeze(2))[0][:, :, 0]  # [BR,C,h,w]
+    torch.testing.assert_close(lat.flatten(0, 1), direct, atol=1e-5, rtol=1e-5)
+
+
+@torch.no_grad()
 def test_references_change_the_decode(vae):
     z = torch.randn(1, 8, 2, 2, 2)
     a = vae.decode(z, vae.encode_refs(torch.randn(1, 1, 3, 32, 32))[0])
