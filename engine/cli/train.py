@@ -26,6 +26,10 @@ def add_parser(sub) -> None:
     p.add_argument("--full-context-latents", action="store_true",
                    help="generator: encode each clip in one causal call (before session 3; drifts with a VAE "
                         "trained on short clips) instead of the bounded 5-frame context (default)")
+    p.add_argument("--augment-copies", type=int, default=0, metavar="K",
+                   help="generator, with --vae: cache K more copies of each clip, each under one random flip, "
+                        "colour change and zoom of the clip and its reference frames (same audio): more faces "
+                        "for the reference pathway (default 0)")
     p.add_argument("--latents-without-audio", action="store_true",
                    help="with --save-latents: leave the audio out (half the size; --latents then needs --pack)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/ckpt (exact)")
@@ -231,6 +235,9 @@ def _generator_task(cfg, tcfg, args):
     from engine.train import latent_cache
     from engine.train.gen_task import GeneratorTask
 
+    if args.augment_copies and (args.latents or not args.vae):
+        raise UserError("--augment-copies applies when the latents are built (--vae with --pack); a "
+                        "--latents cache keeps the copies it was built with")
     try:
         if args.latents:
             vcfg, cached, scale = latent_cache.load(Path(args.latents), _pack(args) if args.pack else None)
@@ -289,8 +296,10 @@ def _build_cache(args):
     dtype = default_dtype(dev)
     vae = vae.to(dev, dtype).eval().requires_grad_(False)
     short = not args.full_context_latents
+    if args.augment_copies < 0:
+        raise UserError("--augment-copies must be >= 0")
     cached = latent_cache.build(vae, load_clips(pack, clips, vcfg.vae.resolution, True, args.workers), dev, dtype,
-                                short)
+                                short, args.augment_copies, args.seed)
     scale = float(vae.latent_scale)
     if args.save_latents:
         shard = int(args.shard_mb * 2**20) if args.shard_mb else None

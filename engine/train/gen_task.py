@@ -19,7 +19,7 @@ from engine.config import EngineConfig
 from engine.dit.model import DiT
 from engine.flow.sampler import flow_loss, sample_train_t, velocity_target
 from engine.train.config import TrainConfig
-from engine.train.data import seeded, ClipData, randint, to_tensor
+from engine.train.data import ClipData, augment, randint, seeded, step_generator, to_tensor
 from engine.train.losses import mouth_weights
 from engine.vae.model import CausalVAE
 
@@ -31,22 +31,30 @@ UNKNOWN_AUDIO = "video_only_audio"  # training-only parameter: never exported
 
 @torch.no_grad()
 def cache_latents(vae: CausalVAE, clips: list[ClipData], device: torch.device, dtype: torch.dtype,
-                  short_context: bool = True) -> list[dict]:
+                  short_context: bool = True, augment_copies: int = 0, seed: int = 0) -> list[dict]:
     """Posterior means of each clip (first 4k+1 frames) and of REF_POOL single frames -> unscaled latents.
     short_context: encode with the bounded context of `CausalVAE.encode_short_context` (else the whole
-    clip in one causal call, which drifts with our VAE: see there)."""
+    clip in one causal call, which drifts with our VAE: see there).
+    augment_copies: K more entries per clip, each the clip and its reference frames under one random colour
+    change and zoom (`data.augment`, seeded by (seed, clip, copy)), mirrored in the odd copies, with the same
+    audio: other-looking people for the reference pathway (a portrait the model has never seen)."""
     out = []
-    for c in clips:
+    for i, c in enumerate(clips):
         n = 4 * ((len(c.frames) - 1) // 4) + 1
-        video = to_tensor(c.frames[:n])[None].to(device, dtype)  # [1,3,F,H,W]
-        mean = (vae.encode_short_context(video) if short_context else vae.encode(video)[0])[0]
-        mean = mean.float().cpu()  # [C,T,h,w]
         pick = torch.linspace(0, len(c.frames) - 1, REF_POOL).round().long().tolist()
-        refs = to_tensor(c.frames[pick]).permute(1, 0, 2, 3)[None].to(device, dtype)  # [1,K,3,H,W]
-        ref_lat = vae.encode_refs(refs)[1][0].float().cpu()  # [K,C,h,w]
+        video, refs = to_tensor(c.frames[:n]), to_tensor(c.frames[pick]).transpose(0, 1)  # [3,F,H,W], [K,3,H,W]
         audio = None if c.audio is None else torch.from_numpy(c.audio)  # None: a video-only clip
-        out.append({"latents": mean, "refs": ref_lat, "audio": audio})
+        for k in range(1 + augment_copies):
+            v, r = (video, refs) if k == 0 else augment(video, refs, step_generator(seed, i, k), flip=k % 2 == 1)
+            mean = _encode(vae, v[None].to(device, dtype), short_context)[0].float().cpu()  # [C,T,h,w]
+            ref_lat = vae.encode_refs(r[None].to(device, dtype))[1][0].float().cpu()  # [K,C,h,w]
+            out.append({"latents": mean, "refs": ref_lat, "audio": audio, "copy": k})
     return out
+
+
+def _encode(vae: CausalVAE, video: torch.Tensor, short_context: bool) -> torch.Tensor:
+    """[1,3,F,H,W] -> posterior mean [1,C,T,h,w]."""
+    return vae.encode_short_context(video) if short_context else vae.encode(video)[0]
 
 
 def weighted_flow_loss(v: torch.Tensor, x0: torch.Tensor, noise: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:

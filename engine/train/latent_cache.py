@@ -18,16 +18,19 @@ from engine.train.gen_task import cache_latents, scale_latents
 from engine.vae.model import CausalVAE
 
 log = logging.getLogger(__name__)
+AUG_SEP = "~a"  # clip id + AUG_SEP + K: its K-th augmented copy
 
 
 def build(vae: CausalVAE, clips: list[ClipData], device: torch.device, dtype: torch.dtype,
-          short_context: bool = True) -> list[dict]:
+          short_context: bool = True, augment_copies: int = 0, seed: int = 0) -> list[dict]:
     """Encode clips and set vae.latent_scale -> [{"id", "latents" [C,T,h,w], "refs" [K,C,h,w], "audio"}]
-    (audio None for a clip without usable audio)."""
-    cached = cache_latents(vae, clips, device, dtype, short_context)
+    (audio None for a clip without usable audio). Augmented copies (`cache_latents`) follow their clip, with
+    ids CLIP~aK (a clip list entry for CLIP, e.g. --mute-clips, matches them too)."""
+    cached = cache_latents(vae, clips, device, dtype, short_context, augment_copies, seed)
     scale_latents(cached, vae)
-    for c, d in zip(cached, clips):
-        c["id"] = d.clip.id
+    for c, d in zip(cached, (d for d in clips for _ in range(1 + augment_copies))):
+        k = c.pop("copy")
+        c["id"] = d.clip.id if k == 0 else f"{d.clip.id}{AUG_SEP}{k}"
     return cached
 
 

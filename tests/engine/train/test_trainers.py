@@ -424,6 +424,41 @@ def cache(pack, tmp_path_factory):
     return tmp / "latents.safetensors"
 
 
+def test_augmented_copies_are_other_faces_with_the_same_audio(cache, pack, tmp_path, capsys):
+    """--augment-copies K: each clip is cached K more times, recoloured and zoomed, the odd copies mirrored (so
+    their latents and reference latents differ from the clip's), with the clip's own audio, under ids CLIP~aK that a
+    --mute-clips entry for the clip also matches; the copies are seeded, so a rebuild gives the same cache."""
+    from engine.train import latent_cache
+
+    vae = str(cache.parent / "vae/vae.safetensors")
+    paths = [tmp_path / f"aug{i}.safetensors" for i in range(2)]
+    for i, path in enumerate(paths):
+        assert train(pack, tmp_path / f"g{i}", "generator", 0, "--vae", vae, "--save-latents", str(path),
+                     "--augment-copies", "2") == 0
+    _, plain, _ = latent_cache.load(cache)
+    _, aug, _ = latent_cache.load(paths[0])
+    by_id = {c["id"]: c for c in aug}
+    assert sorted(by_id) == sorted(f"{c['id']}{s}" for c in plain for s in ("", "~a1", "~a2"))
+    def diff(a, b):
+        return float((a - b).abs().mean())
+
+    for c in plain:
+        orig, mirrored, recoloured = (by_id[c["id"] + s] for s in ("", "~a1", "~a2"))
+        assert torch.equal(orig["audio"], mirrored["audio"]) and torch.equal(orig["audio"], recoloured["audio"])
+        assert orig["latents"].shape == mirrored["latents"].shape
+        moving = diff(orig["latents"][:, 1:], orig["latents"][:, :-1])  # how much the clip itself changes
+        assert diff(orig["latents"], mirrored["latents"]) > 2 * moving
+        assert diff(orig["refs"], mirrored["refs"]) > 2 * moving
+        assert diff(orig["latents"], recoloured["latents"]) > 0.005
+    again = {c["id"]: c for c in latent_cache.load(paths[1])[1]}
+    assert all(torch.equal(again[k]["latents"], v["latents"]) for k, v in by_id.items())
+    first = plain[0]["id"]
+    assert latent_cache.mute(aug, [first]) == (3, [])
+    assert main(["train", "generator", "--preset", "tiny", "--latents", str(cache), "--out", str(tmp_path / "x"),
+                 "--device", "cpu", "--max-steps", "1", "--augment-copies", "1"]) == 2
+    assert "--augment-copies applies when the latents are built" in capsys.readouterr().err
+
+
 def test_mute_clips_leaves_the_listed_clips_audio_out(cache, tmp_path, capsys, caplog):
     """--mute-clips FILE: the listed talking clips (ids or id prefixes; poor lip sync) lose their audio, so the
     generator leaves them out (or draws them as video-only examples); a line that matches no clip and a list
