@@ -31,6 +31,13 @@ def add_parser(sub) -> None:
     p.add_argument("--long-seconds", type=float, default=60.0, metavar="S", help="length of the long render")
     p.add_argument("--portrait", metavar="IMG", help="portrait for the long render, cropped around its largest face "
                    "as the app and `avacast render` do (default: first eval clip's first frame)")
+    p.add_argument("--portraits", nargs="+", metavar="IMG",
+                   help="generation: render clip i from portrait i mod N (each cropped around its largest face) "
+                        "instead of from its own first frame: unseen faces driven by the clips' speech; likeness "
+                        "is then measured to the portrait")
+    p.add_argument("--no-crop", action="store_true",
+                   help="use --portrait/--portraits as given (already cropped, e.g. on a machine without the face "
+                        "detector)")
     p.add_argument("--history-noise", type=float, metavar="T",
                    help="generation: noise level of the committed history (default: the model's)")
     p.add_argument("--cfg", type=float, metavar="S", help="generation: audio guidance scale (default: the model's)")
@@ -66,7 +73,7 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from engine.io.checkpoint import CheckpointError
-    from engine.io.media import MediaError, read_audio, read_image
+    from engine.io.media import MediaError, read_audio
     from engine.train.evaluate import EvalConfig, evaluate, json_ready
     from engine.train.pack import Pack, PackError
 
@@ -87,12 +94,15 @@ def run(args: argparse.Namespace) -> int:
                          **hold_overrides(args))
         pack = Pack(args.pack)
         long_audio = read_audio(args.long_audio) if args.long_audio else None
-        portrait = crop_portrait(read_image(args.portrait), args.portrait, "avacast eval") if args.portrait else None
+        portrait = _portrait(args.portrait, args.no_crop) if args.portrait else None
+        portraits = [(Path(f).stem, _portrait(f, args.no_crop)) for f in args.portraits or []]
+        if len({name for name, _ in portraits}) < len(portraits):
+            raise ValueError("--portraits: two files with the same name")
     except (PackError, MediaError, ValueError) as e:
         raise UserError(str(e).splitlines()[0]) from None
     try:
         report = evaluate(args.weights, pack, cfg, args.device, long_audio, portrait,
-                          progress=lambda s: print(s, file=sys.stderr))
+                          progress=lambda s: print(s, file=sys.stderr), portraits=portraits)
     except (CheckpointError, PackError, MediaError, RuntimeError, ValueError) as e:
         raise UserError(str(e).splitlines()[0]) from None
     try:
@@ -103,6 +113,13 @@ def run(args: argparse.Namespace) -> int:
     print(markdown(report))
     print(f"\nwrote {out}")
     return 0
+
+
+def _portrait(path: str, as_given: bool):
+    from engine.io.media import read_image
+
+    image = read_image(path)
+    return image if as_given else crop_portrait(image, path, "avacast eval")
 
 
 def _f(x, fmt: str = ".3f") -> str:
@@ -133,7 +150,8 @@ def markdown(report: dict) -> str:
     g = report.get("generation")
     if g:
         m = g["mean"]
-        lines += ["", f"Generation ({len(g['clips'])} clips, mouth opening by "
+        whose = f", from {len(report['config']['portraits'])} other portraits" if report["config"].get("portraits") else ""
+        lines += ["", f"Generation ({len(g['clips'])} clips{whose}, mouth opening by "
                       f"{report.get('mouth_opening_method')})", "",
                   "| metric | generated | real |", "|---|---|---|",
                   f"| lip-sync score (corr., lag ±2) | {_f(m['gen_lipsync'])} | {_f(m['real_lipsync'])} |",
@@ -142,7 +160,10 @@ def markdown(report: dict) -> str:
                   f"{_f(m['real_silence_opening'])} |",
                   f"| frame-to-frame change (stability) | {_f(m['gen_stability'], '.4f')} | "
                   f"{_f(m['real_stability'], '.4f')} |"]
-        if m.get("gen_psnr_after_1s") is not None:
+        if m.get("gen_psnr_after_1s") is not None and report["config"].get("portraits"):
+            lines += [f"| PSNR to the portrait, first second / after it (dB) | "
+                      f"{_f(m.get('gen_psnr_first_s'), '.2f')} / {_f(m['gen_psnr_after_1s'], '.2f')} | |"]
+        elif m.get("gen_psnr_after_1s") is not None:
             lines += [f"| PSNR to the real clip, first second / after it (dB) | "
                       f"{_f(m.get('gen_psnr_first_s'), '.2f')} / {_f(m['gen_psnr_after_1s'], '.2f')} | "
                       f"still portrait: - / {_f(m.get('still_psnr_after_1s'), '.2f')} |"]

@@ -248,9 +248,9 @@ def render_path(cfg: EvalConfig, clip_id: str, seed: int | None) -> Path:
 
 
 def _render_or_reuse(engine, frames: np.ndarray, audio: np.ndarray, cfg: EvalConfig, clip_id: str,
-                     seed: int) -> np.ndarray:
-    """One generation render [n,H,W,3] from frames[0] and `audio` (n = len(frames)): rendered, and saved if
-    cfg.renders_dir; or read from there (cfg.reuse_renders)."""
+                     seed: int, portrait: np.ndarray | None = None) -> np.ndarray:
+    """One generation render [n,H,W,3] from `portrait` (default frames[0]) and `audio` (n = len(frames)):
+    rendered, and saved if cfg.renders_dir; or read from there (cfg.reuse_renders)."""
     from engine.io import media
 
     path = render_path(cfg, clip_id, seed) if cfg.renders_dir else None
@@ -262,7 +262,7 @@ def _render_or_reuse(engine, frames: np.ndarray, audio: np.ndarray, cfg: EvalCon
         if len(gen) < len(frames):
             raise ValueError(f"{path}: {len(gen)} frames, the eval needs {len(frames)}")
         return gen[:len(frames)]
-    gen = render(engine, [frames[0]], audio, seed)
+    gen = render(engine, [frames[0] if portrait is None else portrait], audio, seed)
     if path is not None:
         media.write_video(path, gen, audio=audio)
     return gen
@@ -313,28 +313,35 @@ def ceiling_clip(vae, frames: np.ndarray, audio: np.ndarray, cfg: EvalConfig, me
             "vae_mouth_gain": gain, "vae_mouth_corr": corr}
 
 
-def _save_renders(vae, engine, frames: np.ndarray, audio: np.ndarray, cfg: EvalConfig, clip_id: str) -> None:
+def _save_renders(vae, engine, frames: np.ndarray, audio: np.ndarray, cfg: EvalConfig, clip_id: str,
+                  portrait: tuple[str, np.ndarray] | None = None) -> None:
     """What a scoring eval with the same cfg reads back: the round trip (if cfg.ceiling) and the generation
-    renders (if `engine`), over the same span."""
+    renders (if `engine`; from `portrait` (name, image) if given), over the same span."""
     frames, audio = clip_span(frames, audio, cfg)
     if cfg.ceiling:
         _roundtrip_or_reuse(vae, frames, audio, cfg, clip_id)
+    gen_id, image = (clip_id, None) if portrait is None else (f"{clip_id}@{portrait[0]}", portrait[1])
     for k in range(cfg.renders if engine is not None else 0):
-        _render_or_reuse(engine, frames, audio, cfg, clip_id, cfg.seed + k)
+        _render_or_reuse(engine, frames, audio, cfg, gen_id, cfg.seed + k, image)
 
 
 def generation_clip(engine, frames: np.ndarray, audio: np.ndarray, cfg: EvalConfig, method: str,
-                    clip_id: str = "clip") -> dict:
-    """Render from the clip's first frame and its audio (cfg.renders times, other seeds); score the renders
-    (averaged) and the real clip alike."""
+                    clip_id: str = "clip", portrait: np.ndarray | None = None) -> dict:
+    """Render from the clip's first frame (or from `portrait`, another person: an unseen face driven by the
+    clip's speech) and its audio, cfg.renders times with other seeds; score the renders (averaged) and the real
+    clip alike. Likeness is to the real clip, or with a portrait to the portrait as the model sees it."""
     frames, audio = clip_span(frames, audio, cfg)
+    size = frames.shape[1]
+    still = None if portrait is None else model_view(portrait, size)  # [S,S,3]
+    target = frames if still is None else np.repeat(still[None], len(frames), axis=0)
     draws = []
     for k in range(cfg.renders):
-        gen = _render_or_reuse(engine, frames, audio, cfg, clip_id, cfg.seed + k)
-        draws.append({**score_pair(gen, audio, method), **likeness(gen, frames)})
+        gen = _render_or_reuse(engine, frames, audio, cfg, clip_id, cfg.seed + k, portrait)
+        draws.append({**score_pair(gen, audio, method), **likeness(gen, target)})
     g, r = _means(draws), score_pair(frames, audio, method)
     row = {"frames": len(frames), "renders": cfg.renders, **{f"gen_{k}": v for k, v in g.items()},
-           **{f"real_{k}": v for k, v in r.items()}, "still_psnr_after_1s": still_likeness(frames)}
+           **{f"real_{k}": v for k, v in r.items()},
+           "still_psnr_after_1s": still_likeness(frames) if still is None else None}
     row["lipsync_ratio"] = g["lipsync"] / r["lipsync"] if g["lipsync"] is not None and r["lipsync"] > 0.05 else None
     return row
 
@@ -342,8 +349,6 @@ def generation_clip(engine, frames: np.ndarray, audio: np.ndarray, cfg: EvalConf
 def long_render(engine, portrait: np.ndarray, speech: np.ndarray, cfg: EvalConfig) -> dict:
     """Render `speech` looped to cfg.long_seconds from one portrait (saved as long_seedN.mp4 if
     cfg.renders_dir); compare the first and last 10 s."""
-    import cv2
-
     n = int(round(cfg.long_seconds * SAMPLE_RATE))
     audio = np.tile(speech, math.ceil(n / max(len(speech), 1)))[:n]
     frames = render(engine, [portrait], audio, cfg.seed)
@@ -351,8 +356,7 @@ def long_render(engine, portrait: np.ndarray, speech: np.ndarray, cfg: EvalConfi
         from engine.io import media
         media.write_video(Path(cfg.renders_dir) / f"long_seed{cfg.seed}.mp4", frames, audio=audio)
     span = int(round(min(DRIFT_SPAN_S, cfg.long_seconds / 2) * FPS))
-    h, w = frames.shape[1:3]
-    ref = cv2.resize(_square(portrait), (w, h), interpolation=cv2.INTER_AREA).astype(np.int16)
+    ref = model_view(portrait, frames.shape[1]).astype(np.int16)
 
     def to_ref(x: np.ndarray) -> float:  # mean |frame - portrait| in [0, 1]: grows if identity drifts
         return float(np.mean([np.abs(f.astype(np.int16) - ref).mean() for f in x]) / 255)
@@ -366,10 +370,12 @@ def long_render(engine, portrait: np.ndarray, speech: np.ndarray, cfg: EvalConfi
     return out
 
 
-def _square(img: np.ndarray) -> np.ndarray:
-    h, w = img.shape[:2]
-    s = min(h, w)
-    return img[(h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s]
+def model_view(image: np.ndarray, size: int) -> np.ndarray:
+    """A reference image [H,W,3] uint8 as the session sees it (centre square, resized) -> [size,size,3] uint8."""
+    from engine.runtime.session import prepare_references
+
+    x = prepare_references([image], size)[0, 0]  # [3,S,S] in [-1,1]
+    return ((x.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
 
 
 # --- the whole report -----------------------------------------------------------------------------
@@ -395,8 +401,11 @@ def _means(rows: list[dict], skip: tuple[str, ...] = ("id",)) -> dict:
 
 
 def evaluate(weights: str | Path, pack, cfg: EvalConfig, device: str = "auto", long_audio: np.ndarray | None = None,
-             portrait: np.ndarray | None = None, progress: Callable[[str], None] | None = None) -> dict:
-    """Evaluate a weights file on `pack` (an engine.train.pack.Pack) -> the report dict (JSON-ready)."""
+             portrait: np.ndarray | None = None, progress: Callable[[str], None] | None = None,
+             portraits: list[tuple[str, np.ndarray]] | None = None) -> dict:
+    """Evaluate a weights file on `pack` (an engine.train.pack.Pack) -> the report dict (JSON-ready).
+    portraits: (name, image) pairs; generation clip i is then rendered from portrait i mod len(portraits)
+    (row id CLIP@NAME) instead of from its own first frame: unseen faces driven by real speech."""
     say = progress or log.info
     kind, vae, engine = load_for_eval(weights, device, cfg.precision)
     overrides = {k: v for k, v in (("history_noise", cfg.history_noise), ("cfg", cfg.guidance),
@@ -413,6 +422,7 @@ def evaluate(weights: str | Path, pack, cfg: EvalConfig, device: str = "auto", l
                     "dtype": str(next(vae.parameters()).dtype).removeprefix("torch."), "notes": [],
                     "config": {"seconds": cfg.seconds, "window": cfg.window, "ref_counts": list(cfg.ref_counts),
                                "seed": cfg.seed, "max_clips": cfg.max_clips,
+                               "portraits": [name for name, _ in portraits or []],
                                "sampler": dataclasses.asdict(engine.cfg.sampler) if engine else None}}
     clips = select_clips(pack.clips(cfg.split), cfg.max_clips)
     if not clips:
@@ -434,10 +444,13 @@ def evaluate(weights: str | Path, pack, cfg: EvalConfig, device: str = "auto", l
     gclips = select_clips(pack.clips(cfg.split, audio=True), cfg.max_clips)
     if not gclips:
         report["notes"].append(f"no clips with usable audio in split {cfg.split!r}: lip-sync metrics skipped")
+    def portrait_of(i: int) -> tuple[str, np.ndarray] | None:
+        return portraits[i % len(portraits)] if portraits else None
+
     if not cfg.score:
         for i, c in enumerate(gclips):
             say(f"renders {i + 1}/{len(gclips)}: {c.id}")
-            _save_renders(vae, engine, pack.load_frames(c, size), pack.load_audio(c), cfg, c.id)
+            _save_renders(vae, engine, pack.load_frames(c, size), pack.load_audio(c), cfg, c.id, portrait_of(i))
         report["notes"].append(f"renders saved in {cfg.renders_dir}, not scored: score them with --from-renders")
         return report
     if cfg.ceiling and gclips:
@@ -452,9 +465,11 @@ def evaluate(weights: str | Path, pack, cfg: EvalConfig, device: str = "auto", l
         return report
     grows = []
     for i, c in enumerate(gclips):
-        say(f"generation {i + 1}/{len(gclips)}: {c.id}")
-        grows.append({"id": c.id, **generation_clip(engine, pack.load_frames(c, size), pack.load_audio(c),
-                                                    cfg, method, c.id)})
+        name, image = portrait_of(i) or (None, None)
+        gid = c.id if name is None else f"{c.id}@{name}"
+        say(f"generation {i + 1}/{len(gclips)}: {gid}")
+        grows.append({"id": gid, **generation_clip(engine, pack.load_frames(c, size), pack.load_audio(c),
+                                                   cfg, method, gid, image)})
     if grows:
         mean = _means(grows)
         real = mean.get("real_lipsync")

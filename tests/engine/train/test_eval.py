@@ -369,6 +369,43 @@ def test_renders_only_saves_what_a_later_eval_scores(pack, weights, tmp_path, ca
                  "--long-audio", str(weights / "speech.wav")) == 2
 
 
+def test_portraits_drive_unseen_faces_with_the_clips_speech(pack, weights, tmp_path, capsys):
+    """--portraits A B: clip i is rendered from portrait i mod 2 (row id CLIP@NAME, its own render file) and its
+    likeness is measured to that portrait as the model sees it: a render that is the portrait held still scores
+    a perfect likeness; renders-only + from-renders works as for the clips' own frames."""
+    import cv2
+
+    from engine.train.evaluate import model_view
+
+    rng = np.random.default_rng(1)
+    paths = []
+    for name, colour in (("ann", (200, 80, 60)), ("ben", (40, 90, 210))):
+        img = np.clip(np.array(colour) + rng.normal(0, 20, (64, 48, 3)), 0, 255).astype(np.uint8)
+        cv2.imwrite(str(tmp_path / f"{name}.png"), img[..., ::-1])
+        paths.append(str(tmp_path / f"{name}.png"))
+    w, d = weights / "model.safetensors", tmp_path / "renders"
+    args = ["--max-clips", "2", "--seconds", "1.2", "--generation-only", "--no-ceiling", "--portraits", *paths,
+            "--no-crop"]
+    assert _eval(pack, w, tmp_path / "a.json", *args, "--save-renders", str(d), "--renders-only") == 0
+    rows_ids = [f.name for f in sorted(d.glob("*_seed0.mp4"))]
+    assert len(rows_ids) == 2 and {n.rsplit("_seed0", 1)[0][-3:] for n in rows_ids} == {"ann", "ben"}
+    assert _eval(pack, w, tmp_path / "b.json", *args, "--from-renders", str(d)) == 0
+    report = json.loads((tmp_path / "b.json").read_text())
+    assert report["config"]["portraits"] == ["ann", "ben"]
+    rows = report["generation"]["clips"]
+    assert [r["id"].split("@")[1] for r in rows] == ["ann", "ben"] and rows[0]["still_psnr_after_1s"] is None
+    assert "PSNR to the portrait" in capsys.readouterr().out
+    held = model_view(M.read_image(paths[1]), 32)  # ben held still: the likeness to ben is perfect
+    ben = next(f for f in d.glob("*ben_seed0.mp4"))
+    M.write_video(ben, np.repeat(held[None], rows[1]["frames"], axis=0), crf=0)
+    assert _eval(pack, w, tmp_path / "c.json", *args, "--from-renders", str(d)) == 0
+    again = json.loads((tmp_path / "c.json").read_text())["generation"]["clips"]
+    assert again[1]["gen_psnr_after_1s"] > 30 > rows[1]["gen_psnr_after_1s"] + 5  # (yuv420p keeps some noise out)
+    assert again[0]["gen_psnr_after_1s"] == pytest.approx(rows[0]["gen_psnr_after_1s"])
+    assert _eval(pack, w, tmp_path / "d.json", *args[:-3], paths[0], paths[0], "--no-crop") == 2
+    assert "same name" in capsys.readouterr().err
+
+
 def test_vae_roundtrip_ceiling_scores_the_decoded_real_clip():
     """The ceiling row is the real clip's own score after the VAE: a VAE that returns its input exactly gives
     the real clip's 4k+1 frames back."""
