@@ -108,6 +108,9 @@ def add_parser(sub) -> None:
                         "leave on the mouth; trained from scratch; default 0: off), their term's gradient at the "
                         "decoder's output layer W times the reconstruction loss's (balanced each step; session 11: "
                         "0.1)")
+    p.add_argument("--adversarial-mouth", type=float, metavar="M",
+                   help="vae, with --adversarial: the mouth discriminator's term counts M times the whole frame's "
+                        "(default 1; the balanced weight keeps their sum at W)")
     p.add_argument("--adversarial-start", type=int, metavar="STEP",
                    help="vae: the step from which the discriminators' term counts; before it they learn alone "
                         "(default 0)")
@@ -128,8 +131,8 @@ VAE_OVERRIDES = {"latent_channels": "latent_channels", "fine_refs": "fine_ref_bl
 # TrainConfig fields set by the flag of the same name (argparse's dest), when given
 TRAIN_OVERRIDES = ("batch", "lr", "total_steps", "warmup_steps", "clip_frames_start", "clip_frames_end",
                    "phone_delay", "babble", "video_only_share", "self_history", "latent_noise", "encoder_jitter",
-                   "mouth_weight", "history_noise_max", "adversarial", "adversarial_start", "disc_lr_scale",
-                   "fine_refs_lr_scale")
+                   "mouth_weight", "history_noise_max", "adversarial", "adversarial_mouth", "adversarial_start",
+                   "disc_lr_scale", "fine_refs_lr_scale")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -138,10 +141,11 @@ def run(args: argparse.Namespace) -> int:
     from engine.train.loop import train
 
     cfg = EngineConfig.preset(args.preset)
-    vae_only = (args.adversarial, args.adversarial_start, args.disc_lr_scale, args.fine_refs_lr_scale)
+    vae_only = (args.adversarial, args.adversarial_mouth, args.adversarial_start, args.disc_lr_scale,
+                args.fine_refs_lr_scale)
     if args.task != "vae" and vae_only != (None,) * len(vae_only):
-        raise UserError("--adversarial, --adversarial-start, --disc-lr-scale and --fine-refs-lr-scale are VAE "
-                        "settings")
+        raise UserError("--adversarial, --adversarial-mouth, --adversarial-start, --disc-lr-scale and "
+                        "--fine-refs-lr-scale are VAE settings")
     if args.mouth_weight is not None and args.task == "audio":
         raise UserError("--mouth-weight is a VAE or generator setting")
     vae_fields = {field: getattr(args, dest) for dest, field in VAE_OVERRIDES.items()

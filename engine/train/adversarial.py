@@ -75,16 +75,18 @@ def hinge_d_loss(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
 class Adversary(nn.Module):
     """The frame and mouth discriminators -> (VAE term, discriminator term) for one batch of frames."""
 
-    def __init__(self, width: int = 64):
+    def __init__(self, width: int = 64, mouth_weight: float = 1.0):
         super().__init__()
         self.frame = PatchDiscriminator(width)
         self.mouth = PatchDiscriminator(width)
+        self.mouth_weight = mouth_weight  # the mouth discriminator's share of the VAE's term, x the frame's
 
     def forward(self, recon: torch.Tensor, real: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """recon, real [N,3,H,W] in [-1,1] -> (g, d): g (to minimise by the VAE) = -mean logit of the
-        reconstructions; d (to minimise by the discriminators) = hinge loss, reconstructions detached."""
+        reconstructions (the mouth's counted mouth_weight times); d (to minimise by the discriminators) = hinge
+        loss, reconstructions detached."""
         g = d = recon.new_zeros((), dtype=torch.float32)
-        for disc, crop in ((self.frame, lambda x: x), (self.mouth, mouth_crop)):
-            g = g - frozen_call(disc, crop(recon)).float().mean()
+        for disc, crop, w in ((self.frame, lambda x: x, 1.0), (self.mouth, mouth_crop, self.mouth_weight)):
+            g = g - w * frozen_call(disc, crop(recon)).float().mean()
             d = d + hinge_d_loss(disc(crop(real)), disc(crop(recon.detach())))
         return g, d

@@ -33,6 +33,8 @@ class TrainConfig:
     # references; 0: none
     adversarial: float = 0.0  # the discriminators' term in the VAE's loss, its gradient at the decoder's output
     # layer relative to the reconstruction loss's (train/adversarial.py: balanced_weight); 0: off
+    adversarial_mouth: float = 1.0  # the mouth discriminator's share of that term, x the whole frame's (the
+    # balanced weight keeps the total; more puts more of it on the lips and teeth)
     adversarial_start: int = 0  # step from which that term counts: the discriminators, fresh, learn alone before
     disc_lr_scale: float = 4.0  # the discriminators' learning rate over the VAE's (two time-scale update rule)
     fine_refs_lr_scale: float = 1.0  # the fine reference fusion's learning rate over the VAE's (new blocks added
@@ -63,8 +65,8 @@ class TrainConfig:
             raise ValueError("babble is a share in [0, 1] and video_only_share in [0, 1)")
         if self.latent_noise < 0 or self.adversarial < 0 or self.adversarial_start < 0:
             raise ValueError("latent_noise, adversarial and adversarial_start must be >= 0")
-        if self.disc_lr_scale <= 0 or self.fine_refs_lr_scale <= 0:
-            raise ValueError("disc_lr_scale and fine_refs_lr_scale must be > 0")
+        if self.disc_lr_scale <= 0 or self.fine_refs_lr_scale <= 0 or self.adversarial_mouth <= 0:
+            raise ValueError("disc_lr_scale, fine_refs_lr_scale and adversarial_mouth must be > 0")
         if not 0 <= self.encoder_jitter <= 1:
             raise ValueError("encoder_jitter must be in [0, 1]")
         if self.mouth_weight < 1 or self.history_noise_max < 0 or self.history_noise_max > 1:

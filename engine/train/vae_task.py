@@ -47,11 +47,13 @@ def colour_jitter(video: torch.Tensor, strength: float, g: torch.Generator) -> t
 class VAEStep(nn.Module):
     """The trained module; forward returns the loss so DDP sees one call per step."""
 
-    def __init__(self, cfg: EngineConfig, freeze_encoder: bool = False, adversarial: bool = False):
+    def __init__(self, cfg: EngineConfig, freeze_encoder: bool = False, adversarial: bool = False,
+                 adversarial_mouth: float = 1.0):
         super().__init__()
         self.vae = CausalVAE(cfg.vae)
         self.freeze_encoder = freeze_encoder
-        self.adversary = Adversary() if adversarial else None  # training only: never exported
+        # training only: never exported
+        self.adversary = Adversary(mouth_weight=adversarial_mouth) if adversarial else None
         if freeze_encoder:  # E1 also makes the reference features: they stay as the encoder made them
             for part in ENCODER_PARTS:
                 getattr(self.vae, part).requires_grad_(False)
@@ -101,7 +103,8 @@ class VAETask:
         self.clips = [c for c in clips if len(c.frames) >= min(tcfg.clip_frames_end, longest)]
         if not self.clips:
             raise ValueError("no training clips long enough")
-        self.module = seeded(VAEStep, cfg, tcfg.freeze_encoder, tcfg.adversarial > 0, seed=tcfg.seed)
+        self.module = seeded(VAEStep, cfg, tcfg.freeze_encoder, tcfg.adversarial > 0, tcfg.adversarial_mouth,
+                             seed=tcfg.seed)
 
     def batch(self, g: torch.Generator, step: int, device: torch.device) -> dict:
         f = clip_frames(self.tcfg, step)

@@ -623,6 +623,12 @@ def test_adversary_gives_each_side_only_its_own_gradient():
     assert mouth_crop(torch.zeros(1, 3, 256, 256)).shape[-2:] == (116, 116)  # rows 134-249, cols 70-185
     assert hinge_d_loss(torch.full((4,), 2.0), torch.full((4,), -2.0)) == 0  # both sides past the margin
     assert hinge_d_loss(torch.zeros(4), torch.zeros(4)) == 2
+    torch.manual_seed(0)  # --adversarial-mouth M: the same discriminators, the mouth's term counted M times
+    heavy = Adversary(width=8, mouth_weight=3.0)
+    heavy.load_state_dict(adv.state_dict())
+    frame_logit = -adv.frame(recon.detach()).mean()
+    g1, g3 = adv(recon.detach(), real)[0], heavy(recon.detach(), real)[0]
+    torch.testing.assert_close(g3 - frame_logit, 3 * (g1 - frame_logit))
 
 
 def test_balanced_weight_matches_the_gradients_at_the_layer():
@@ -655,9 +661,14 @@ def test_vae_adversarial_trains_discriminators_that_stay_out_of_the_export(pack,
     export = _weights(tmp_path / "a/vae.safetensors")
     assert export and all(k.startswith("vae.") for k in export)
     assert train(pack, tmp_path / "a", "vae", 3, "--adversarial", "0.1", "--resume") == 0
+    assert json.loads(meta["train_config"])["adversarial_mouth"] == 1
+    assert train(pack, tmp_path / "m", "vae", 1, "--adversarial", "0.1", "--adversarial-mouth", "3") == 0
+    meta = load_weights(tmp_path / "m/ckpt/train.safetensors")[2]
+    assert json.loads(meta["train_config"])["adversarial_mouth"] == 3
     capsys.readouterr()
-    assert train(pack, tmp_path / "g", "generator", 1, "--adversarial", "0.1") == 2
-    assert "VAE settings" in capsys.readouterr().err
+    for flag in ("--adversarial", "--adversarial-mouth"):
+        assert train(pack, tmp_path / "g", "generator", 1, flag, "0.1") == 2
+        assert "VAE settings" in capsys.readouterr().err
 
 
 def test_discriminators_learning_alone_leave_the_vae_as_without_them(pack, tmp_path):
