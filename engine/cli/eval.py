@@ -32,9 +32,10 @@ def add_parser(sub) -> None:
     p.add_argument("--portrait", metavar="IMG", help="portrait for the long render, cropped around its largest face "
                    "as the app and `avacast render` do (default: first eval clip's first frame)")
     p.add_argument("--portraits", nargs="+", metavar="IMG",
-                   help="generation: render clip i from portrait i mod N (each cropped around its largest face) "
-                        "instead of from its own first frame: unseen faces driven by the clips' speech; likeness "
-                        "is then measured to the portrait")
+                   help="generation: render k of clip i starts from portrait (i + k) mod N (each cropped around "
+                        "its largest face) instead of from the clip's own first frame: unseen faces driven by the "
+                        "clips' speech (--renders N: every clip drives every portrait); likeness is then measured "
+                        "to the portrait")
     p.add_argument("--no-crop", action="store_true",
                    help="use --portrait/--portraits as given (already cropped, e.g. on a machine without the face "
                         "detector)")

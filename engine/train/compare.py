@@ -37,8 +37,16 @@ def _num(x) -> bool:
     return isinstance(x, (int, float)) and math.isfinite(x)  # None / NaN: no value for that clip
 
 
-def _rows(report: dict, part: str) -> dict[str, dict]:
-    return {r["id"]: r for r in ((report.get(part) or {}).get("clips") or [])}
+def _rows(report: dict, part: str) -> dict[tuple, dict]:
+    """Rows by (clip id, the portraits its renders started from): renders of other faces never pair."""
+    return {(r["id"], *r.get("portraits", ())): r for r in ((report.get(part) or {}).get("clips") or [])}
+
+
+def _label(label: str, key: str, report: dict) -> str:
+    """A generation likeness of renders from portraits is measured to the portrait, not to the real clip."""
+    if key == "gen_psnr_after_1s" and (report.get("config") or {}).get("portraits"):
+        return label.replace("the real clip", "the portrait")
+    return label
 
 
 def mouth_mismatch(new: dict, old: dict) -> str | None:
@@ -68,7 +76,7 @@ def compare(new: dict, old: dict) -> list[dict]:
         sd = math.sqrt(sum((x - mean) ** 2 for x in d) / (n - 1)) if n > 1 else 0.0
         up = sum(x * sign > 0 for x in d) if sign else None
         down = sum(x * sign < 0 for x in d) if sign else None
-        out.append({"metric": label, "clips": n, "new": sum(x for x, _ in pairs) / n,
+        out.append({"metric": _label(label, key, new), "clips": n, "new": sum(x for x, _ in pairs) / n,
                     "old": sum(y for _, y in pairs) / n, "diff": mean,
                     "t": mean / (sd / math.sqrt(n)) if sd > 0 else None,
                     "better": up, "worse": down, "p": sign_test_p(up, down) if sign else None})

@@ -314,34 +314,44 @@ def ceiling_clip(vae, frames: np.ndarray, audio: np.ndarray, cfg: EvalConfig, me
 
 
 def _save_renders(vae, engine, frames: np.ndarray, audio: np.ndarray, cfg: EvalConfig, clip_id: str,
-                  portrait: tuple[str, np.ndarray] | None = None) -> None:
+                  portraits: list[tuple[str, np.ndarray]] | None = None) -> None:
     """What a scoring eval with the same cfg reads back: the round trip (if cfg.ceiling) and the generation
-    renders (if `engine`; from `portrait` (name, image) if given), over the same span."""
+    renders (if `engine`; render k from portraits[k] (name, image) if given), over the same span."""
     frames, audio = clip_span(frames, audio, cfg)
     if cfg.ceiling:
         _roundtrip_or_reuse(vae, frames, audio, cfg, clip_id)
-    gen_id, image = (clip_id, None) if portrait is None else (f"{clip_id}@{portrait[0]}", portrait[1])
     for k in range(cfg.renders if engine is not None else 0):
-        _render_or_reuse(engine, frames, audio, cfg, gen_id, cfg.seed + k, image)
+        rid, image = _render_source(clip_id, portraits, k)
+        _render_or_reuse(engine, frames, audio, cfg, rid, cfg.seed + k, image)
+
+
+def _render_source(clip_id: str, portraits: list[tuple[str, np.ndarray]] | None, k: int):
+    """Render k of a clip: (its file id, the portrait it starts from or None for the clip's own first frame)."""
+    if not portraits:
+        return clip_id, None
+    name, image = portraits[k]
+    return f"{clip_id}@{name}", image
 
 
 def generation_clip(engine, frames: np.ndarray, audio: np.ndarray, cfg: EvalConfig, method: str,
-                    clip_id: str = "clip", portrait: np.ndarray | None = None) -> dict:
-    """Render from the clip's first frame (or from `portrait`, another person: an unseen face driven by the
-    clip's speech) and its audio, cfg.renders times with other seeds; score the renders (averaged) and the real
-    clip alike. Likeness is to the real clip, or with a portrait to the portrait as the model sees it."""
+                    clip_id: str = "clip", portraits: list[tuple[str, np.ndarray]] | None = None) -> dict:
+    """Render from the clip's first frame (or render k from portraits[k] = (name, image): other people, unseen
+    faces driven by the clip's speech) and its audio, cfg.renders times with other seeds; score the renders
+    (averaged) and the real clip alike. Likeness is to the real clip, or to each render's portrait as the model
+    sees it."""
     frames, audio = clip_span(frames, audio, cfg)
-    size = frames.shape[1]
-    still = None if portrait is None else model_view(portrait, size)  # [S,S,3]
-    target = frames if still is None else np.repeat(still[None], len(frames), axis=0)
     draws = []
     for k in range(cfg.renders):
-        gen = _render_or_reuse(engine, frames, audio, cfg, clip_id, cfg.seed + k, portrait)
+        rid, image = _render_source(clip_id, portraits, k)
+        gen = _render_or_reuse(engine, frames, audio, cfg, rid, cfg.seed + k, image)
+        target = frames if image is None else np.repeat(model_view(image, frames.shape[1])[None], len(frames), 0)
         draws.append({**score_pair(gen, audio, method), **likeness(gen, target)})
     g, r = _means(draws), score_pair(frames, audio, method)
     row = {"frames": len(frames), "renders": cfg.renders, **{f"gen_{k}": v for k, v in g.items()},
            **{f"real_{k}": v for k, v in r.items()},
-           "still_psnr_after_1s": still_likeness(frames) if still is None else None}
+           "still_psnr_after_1s": None if portraits else still_likeness(frames)}
+    if portraits:
+        row["portraits"] = [name for name, _ in portraits]
     row["lipsync_ratio"] = g["lipsync"] / r["lipsync"] if g["lipsync"] is not None and r["lipsync"] > 0.05 else None
     return row
 
@@ -404,8 +414,9 @@ def evaluate(weights: str | Path, pack, cfg: EvalConfig, device: str = "auto", l
              portrait: np.ndarray | None = None, progress: Callable[[str], None] | None = None,
              portraits: list[tuple[str, np.ndarray]] | None = None) -> dict:
     """Evaluate a weights file on `pack` (an engine.train.pack.Pack) -> the report dict (JSON-ready).
-    portraits: (name, image) pairs; generation clip i is then rendered from portrait i mod len(portraits)
-    (row id CLIP@NAME) instead of from its own first frame: unseen faces driven by real speech."""
+    portraits: (name, image) pairs; render k of generation clip i then starts from portrait (i + k) mod
+    len(portraits) instead of from the clip's own first frame (unseen faces driven by real speech; with as many
+    renders as portraits, every clip drives every portrait)."""
     say = progress or log.info
     kind, vae, engine = load_for_eval(weights, device, cfg.precision)
     overrides = {k: v for k, v in (("history_noise", cfg.history_noise), ("cfg", cfg.guidance),
@@ -444,13 +455,13 @@ def evaluate(weights: str | Path, pack, cfg: EvalConfig, device: str = "auto", l
     gclips = select_clips(pack.clips(cfg.split, audio=True), cfg.max_clips)
     if not gclips:
         report["notes"].append(f"no clips with usable audio in split {cfg.split!r}: lip-sync metrics skipped")
-    def portrait_of(i: int) -> tuple[str, np.ndarray] | None:
-        return portraits[i % len(portraits)] if portraits else None
+    def portraits_of(i: int) -> list[tuple[str, np.ndarray]] | None:  # one per render of clip i
+        return [portraits[(i + k) % len(portraits)] for k in range(cfg.renders)] if portraits else None
 
     if not cfg.score:
         for i, c in enumerate(gclips):
             say(f"renders {i + 1}/{len(gclips)}: {c.id}")
-            _save_renders(vae, engine, pack.load_frames(c, size), pack.load_audio(c), cfg, c.id, portrait_of(i))
+            _save_renders(vae, engine, pack.load_frames(c, size), pack.load_audio(c), cfg, c.id, portraits_of(i))
         report["notes"].append(f"renders saved in {cfg.renders_dir}, not scored: score them with --from-renders")
         return report
     if cfg.ceiling and gclips:
@@ -465,11 +476,9 @@ def evaluate(weights: str | Path, pack, cfg: EvalConfig, device: str = "auto", l
         return report
     grows = []
     for i, c in enumerate(gclips):
-        name, image = portrait_of(i) or (None, None)
-        gid = c.id if name is None else f"{c.id}@{name}"
-        say(f"generation {i + 1}/{len(gclips)}: {gid}")
-        grows.append({"id": gid, **generation_clip(engine, pack.load_frames(c, size), pack.load_audio(c),
-                                                   cfg, method, gid, image)})
+        say(f"generation {i + 1}/{len(gclips)}: {c.id}")
+        grows.append({"id": c.id, **generation_clip(engine, pack.load_frames(c, size), pack.load_audio(c),
+                                                    cfg, method, c.id, portraits_of(i))})
     if grows:
         mean = _means(grows)
         real = mean.get("real_lipsync")

@@ -50,6 +50,20 @@ def test_reports_of_other_clips_cannot_be_compared(tmp_path, capsys):
     assert "| lip-sync score | 1 | 0.1 | 0 | +0.1 | 1 / 0 |" in out
 
 
+def test_renders_from_other_portraits_never_pair():
+    """Renders of a clip from its own frame and from portraits (or from other portraits) are other
+    experiments: their generation rows do not pair, the VAE rows still do; likeness is then to the portrait."""
+    own, faces = _report([0.1, 0.2], [1.0, 1.0]), _report([0.3, 0.4], [1.0, 1.0])
+    for row, who in zip(faces["generation"]["clips"], (["ann", "ben"], ["ben", "ann"])):
+        row["portraits"], row["gen_psnr_after_1s"] = who, 22.0
+    faces["config"] = {"portraits": ["ann", "ben"]}
+    assert {r["metric"] for r in compare(faces, own)} == {"VAE PSNR, 1 reference (dB)"}
+    again = json.loads(json.dumps(faces))
+    again["generation"]["clips"][1]["portraits"] = ["cat", "ann"]
+    rows = {r["metric"]: r for r in compare(faces, again)}
+    assert rows["lip-sync score"]["clips"] == 1 and rows["PSNR to the portrait after 1 s (dB)"]["clips"] == 1
+
+
 def test_mouth_metrics_of_reports_measured_differently_are_not_paired(tmp_path, capsys):
     """A landmarks report against an image-proxy report: lip sync and mouth opening are left out, with a note
     (the two methods disagree clip by clip); likeness and the VAE still pair."""
