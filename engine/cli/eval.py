@@ -2,6 +2,7 @@
 
     avacast eval --weights W.safetensors --pack PACK --split val --out report.json
     avacast eval --weights M.safetensors --pack PACK --long-audio speech.wav --long-seconds 60 --out r.json
+    avacast eval --weights M.safetensors --pack PACK --generation-only --renders 12 --portraits P/*.png --out r.json
 
 Prints a markdown table (paste into resources/MODEL_CARD.md) and writes the full report, per-clip rows
 included, as JSON.

@@ -4,7 +4,8 @@
   references taken from elsewhere in the same clip (frames outside the window, so the VAE cannot copy).
 - Generation (full model files only): each clip with usable audio is rendered through the streaming
   session from its first frame and its own audio; lip-sync score, mouth opening in silence and
-  frame-to-frame stability are measured on the render and, with the same functions, on the real clip.
+  frame-to-frame stability are measured on the render and, with the same functions, on the real clip. With
+  portraits, the renders start from other people's photos instead (unseen faces driven by real speech).
 - Ceiling (any weights file): the same clips through the VAE alone (bounded-context latents decoded as one
   stream), scored like a render: the lip sync no generator on this VAE can beat.
 - Long render: one portrait driven by a speech file looped to N seconds; stability and distance to the
