@@ -15,6 +15,25 @@ FPS = 25  # video frame rate inside the engine (DESIGN.md §2)
 SAMPLE_RATE = 16_000  # audio sample rate inside the engine
 TEMPORAL_DOWN = 4  # VAE temporal compression: 4 frames -> 1 latent frame, the first frame alone
 
+# The mouth's share of a face crop (rows y0..y1, columns x0..x1 as fractions of the height and width):
+# `avacast prepare` centres the face box (half the crop wide) 0.05 below the crop's centre, so the lips sit at
+# 0.64-0.78 of the height and 0.375-0.625 of the width: rows 5-6 and columns 3-4 of the base preset's 8x8
+# latent grid, pixels 160-223 x 96-159 of its 256x256 frames. The VAE's zoom augmentation (a random crop of up to
+# 1/1.12 of the side, scaled back) moves the mouth by up to ~28 px: the box is a weighting, not a mask.
+MOUTH_BOX = (0.625, 0.875, 0.375, 0.625)
+
+
+def mouth_slices(h: int, w: int, margin: float = 0.0) -> tuple[slice, slice]:
+    """The rows and columns of an h x w grid (latent cells or pixels) that MOUTH_BOX, widened by `margin` (a
+    fraction of the side) and clipped to the grid, covers: at least one cell each."""
+    y0, y1, x0, x1 = MOUTH_BOX
+    r0, c0 = min(int(max(0.0, y0 - margin) * h), h - 1), min(int(max(0.0, x0 - margin) * w), w - 1)
+    r1, c1 = round(min(1.0, y1 + margin) * h), round(min(1.0, x1 + margin) * w)
+    return slice(r0, max(r0 + 1, r1)), slice(c0, max(c0 + 1, c1))
+
+
+HOLD_MOUTH_MARGIN = 0.1  # of the side, around MOUTH_BOX for SamplerConfig.hold_mouth: lips, chin and mouth corners
+
 
 def _check(cond: bool, msg: str) -> None:
     if not cond:
@@ -173,9 +192,13 @@ class SamplerConfig:
     # The held latent, not the raw one, becomes the generator's history (KV cache): the generator continues from
     # the portrait's identity instead of drifting on from its own output (session 9; halves lip sync: off).
     hold_history: bool = False
+    # The hold's strength on the mouth's latent cells (MOUTH_BOX widened by HOLD_MOUTH_MARGIN) relative to the
+    # rest of the face: below 1 a portrait's open smile is not pulled back into every pause (session 13). 1: even.
+    hold_mouth: float = 1.0
 
     def __post_init__(self) -> None:
         _check(self.steps >= 1, "steps >= 1")
+        _check(0.0 <= self.hold_mouth <= 1.0, "hold_mouth in [0, 1]")
         _check(0.0 <= self.identity_hold <= 1.0, "identity_hold in [0, 1]")
         _check(self.hold_seconds > 0, "hold_seconds > 0")
         _check(self.hold_free_dims >= 0, "hold_free_dims >= 0")

@@ -30,6 +30,8 @@ _HOLD_ARGS = (
     ("--hold-seconds", float, "S", "time constant of the identity hold's running mean"),
     ("--hold-free-dims", int, "N", "stored motion directions (mouth, pose) the identity hold leaves alone"),
     ("--hold-history", None, None, "on: the held latents become the generator's history"),
+    ("--hold-mouth", float, "M", "the identity hold's strength on the mouth, 0-1 x the rest of the face's (below 1: "
+                                 "a portrait's open mouth is not pulled back in every pause)"),
 )
 
 
@@ -45,7 +47,7 @@ def add_hold_args(p, lead: str = "", default: str = "the model's") -> None:
 
 def hold_overrides(args: argparse.Namespace) -> dict:
     """The identity hold's SamplerConfig fields given on the command line (`add_hold_args`), on/off as bools."""
-    out = {k: getattr(args, k, None) for k in ("identity_hold", "hold_seconds", "hold_free_dims")}
+    out = {k: getattr(args, k, None) for k in ("identity_hold", "hold_seconds", "hold_free_dims", "hold_mouth")}
     if getattr(args, "hold_history", None) is not None:
         out["hold_history"] = args.hold_history == "on"
     return {k: v for k, v in out.items() if v is not None}

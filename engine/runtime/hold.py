@@ -5,7 +5,8 @@ Each generated latent frame is moved by strength x (the portrait's mean latent -
 mean of the generated latents over ~hold_seconds): what changes fast (the mouth) passes, the slow drift of
 the whole face towards an average one is pulled back to the portrait. With `hold_history` the held latent,
 not the raw one, becomes the generator's history (the KV cache), so the generator itself continues from
-the portrait's identity instead of drifting further from it."""
+the portrait's identity instead of drifting further from it. `hold_mouth` scales the pull on the mouth's
+latent cells, so a portrait's open mouth need not come back in every pause."""
 from __future__ import annotations
 
 import math
@@ -14,7 +15,7 @@ from contextlib import contextmanager
 
 import torch
 
-from engine.config import FPS, TEMPORAL_DOWN, SamplerConfig
+from engine.config import FPS, HOLD_MOUTH_MARGIN, TEMPORAL_DOWN, SamplerConfig, mouth_slices
 
 
 class IdentityHold:
@@ -28,11 +29,15 @@ class IdentityHold:
         self.weight = torch.zeros((), device=self.ref.device)
         self.k = torch.zeros((), device=self.ref.device)  # EMA weight of one latent frame
         self.strength = torch.zeros((), device=self.ref.device)
+        self.cells = torch.ones_like(self.ref[:, :1])  # [1,1,1,h,w] the pull's share per latent cell
 
     def configure(self, sp: SamplerConfig) -> None:
         """Strength and time constant, outside graph replays (a live change needs no re-capture)."""
         self.k.fill_(1.0 - math.exp(-TEMPORAL_DOWN / FPS / sp.hold_seconds))
         self.strength.fill_(sp.identity_hold)
+        rows, cols = mouth_slices(*self.cells.shape[-2:], HOLD_MOUTH_MARGIN)
+        self.cells.fill_(1.0)
+        self.cells[..., rows, cols] = sp.hold_mouth
 
     def reset(self) -> None:
         self.acc.zero_()
@@ -62,7 +67,7 @@ class IdentityHold:
             if self.free is not None:  # minus its part along the free motion directions
                 flat = pull.reshape(1, -1)  # [1, C*h*w]
                 pull = (flat - (flat @ self.free.T) @ self.free).reshape(pull.shape)
-            out.append(zi + self.strength * pull)
+            out.append(zi + self.strength * self.cells * pull)
         z = torch.cat(out, dim=2)
         if self.residual:
             z = (z - self.ref) * self.residual

@@ -3,7 +3,7 @@
 L1 + SSIM average what the decoder is unsure of: at 29 dB PSNR the reconstructed mouth is a blurred, nearly
 closed one (docs/TRAINING.md round 10). A discriminator that tells real frames from reconstructions punishes
 that blur. Two PatchGAN discriminators (pix2pix / VQGAN style, trained from scratch: no downloaded weights,
-DESIGN.md §2) judge the whole frame and the mouth crop (`losses.MOUTH_BOX` widened by MOUTH_MARGIN).
+DESIGN.md §2) judge the whole frame and the mouth crop (`engine.config.MOUTH_BOX` widened by MOUTH_MARGIN).
 
 One optimiser trains the VAE and the discriminators together (the training loop has one; the discriminators
 are its second parameter group, with GAN betas: `VAETask.param_groups`): the VAE's term sees the discriminators
@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from engine.train.losses import mouth_slices
+from engine.config import mouth_slices
 
 MOUTH_MARGIN = 0.1  # of the crop's side, added around MOUTH_BOX: the lips, teeth and chin edge
 

@@ -48,7 +48,7 @@ class TrainConfig:
     video_only_share: float = 0.0  # share of examples drawn from clips without usable audio (a learned
     # "unknown audio" embedding): more identities for the reference pathway; 0 keeps them out
     self_history: float = 0.0  # share of examples whose history is the model's own one-step prediction
-    mouth_weight: float = 1.0  # loss weight of the mouth (losses.MOUTH_BOX) relative to the rest of the face:
+    mouth_weight: float = 1.0  # loss weight of the mouth (engine.config.MOUTH_BOX) relative to the rest of the face:
     # the VAE's L1 on its pixels, the generator's flow loss on its latent cells; 1: a plain mean
     # audio (phonetic pretext, issue 4)
     phone_delay: int = 2  # mel frames (10 ms) the label lags the audio: see engine/train/phonetic/task.py

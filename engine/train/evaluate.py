@@ -51,6 +51,7 @@ class EvalConfig:
     hold_seconds: float | None = None
     hold_free_dims: int | None = None
     hold_history: bool | None = None
+    hold_mouth: float | None = None
     vae: bool = True  # False: generation metrics only (the VAE windows cost most of a CPU eval)
     renders: int = 1  # generation: renders per clip (seeds seed..seed+renders-1), metrics averaged: one
     # render's lip-sync score is mostly sampling noise (v0.5: 0.168 on a GPU draw, 0.062 on a CPU draw)
@@ -423,7 +424,8 @@ def evaluate(weights: str | Path, pack, cfg: EvalConfig, device: str = "auto", l
     overrides = {k: v for k, v in (("history_noise", cfg.history_noise), ("cfg", cfg.guidance),
                                    ("steps", cfg.steps), ("anchor_first", cfg.anchor_first),
                                    ("identity_hold", cfg.identity_hold), ("hold_seconds", cfg.hold_seconds),
-                                   ("hold_free_dims", cfg.hold_free_dims), ("hold_history", cfg.hold_history))
+                                   ("hold_free_dims", cfg.hold_free_dims), ("hold_history", cfg.hold_history),
+                                   ("hold_mouth", cfg.hold_mouth))
                  if v is not None}
     if engine is not None and overrides:
         sampler = dataclasses.replace(engine.cfg.sampler, **overrides)

@@ -4,6 +4,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from engine.config import mouth_slices
+
 
 def _gauss(size: int = 11, sigma: float = 1.5, device=None) -> torch.Tensor:
     x = torch.arange(size, device=device, dtype=torch.float32) - size // 2
@@ -34,23 +36,6 @@ def _ssim32(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     c1, c2 = 0.01**2, 0.03**2
     s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
     return s.mean()
-
-
-# The mouth's share of a face crop (rows y0..y1, columns x0..x1 as fractions of the height and width):
-# `avacast prepare` centres the face box (half the crop wide) 0.05 below the crop's centre, so the lips sit at
-# 0.64-0.78 of the height and 0.375-0.625 of the width: rows 5-6 and columns 3-4 of the base preset's 8x8
-# latent grid, pixels 160-223 x 96-159 of its 256x256 frames. The VAE's zoom augmentation (a random crop of up to
-# 1/1.12 of the side, scaled back) moves the mouth by up to ~28 px: the box is a weighting, not a mask.
-MOUTH_BOX = (0.625, 0.875, 0.375, 0.625)
-
-
-def mouth_slices(h: int, w: int, margin: float = 0.0) -> tuple[slice, slice]:
-    """The rows and columns of an h x w grid (latent cells or pixels) that MOUTH_BOX, widened by `margin` (a
-    fraction of the side) and clipped to the grid, covers: at least one cell each."""
-    y0, y1, x0, x1 = MOUTH_BOX
-    r0, c0 = min(int(max(0.0, y0 - margin) * h), h - 1), min(int(max(0.0, x0 - margin) * w), w - 1)
-    r1, c1 = round(min(1.0, y1 + margin) * h), round(min(1.0, x1 + margin) * w)
-    return slice(r0, max(r0 + 1, r1)), slice(c0, max(c0 + 1, c1))
 
 
 def mouth_weights(h: int, w: int, weight: float) -> torch.Tensor:

@@ -42,7 +42,8 @@ def test_graphs_match_eager(preset, backend):
     assert np.abs(eager - graphed).mean() < 1.0  # bf16: identical up to rounding
 
 
-@pytest.mark.parametrize("hold", [{"identity_hold": 0.75}, {"identity_hold": 1.0, "hold_history": True}])
+@pytest.mark.parametrize("hold", [{"identity_hold": 0.75}, {"identity_hold": 1.0, "hold_history": True},
+                                  {"identity_hold": 0.75, "hold_mouth": 0.25}])
 def test_graphs_match_eager_with_the_identity_hold(hold):
     """The hold runs inside the captured block graph (its running mean advancing in place, its history
     committed with hold_history); a live strength change needs no re-capture and still matches eager."""

@@ -285,6 +285,34 @@ def test_identity_hold_switched_on_live_starts_a_fresh_running_mean(tiny_engine,
     assert float((held[9] - sess._ref_mean).abs().max()) < 1e-4  # b still: its own mean, so the portrait
 
 
+def test_identity_hold_on_the_mouth_is_scaled_by_hold_mouth(tiny_engine, portrait, speech, monkeypatch):
+    """hold_mouth M: on the mouth's latent cells the pull to the portrait is M times the rest's, so a still
+    generator stuck on another face decodes as the portrait outside the mouth and, inside it, stays itself (M 0)
+    or goes half way (M 0.5); a value outside [0, 1] is refused."""
+    import dataclasses
+
+    import torch
+
+    from engine.config import HOLD_MOUTH_MARGIN, mouth_slices
+
+    eng = tiny_engine
+    c, s = eng.cfg.vae.latent_channels, eng.cfg.vae.latent_size
+    other = torch.randn((1, c, 1, s, s), generator=torch.Generator().manual_seed(5))
+    rows, cols = mouth_slices(s, s, HOLD_MOUTH_MARGIN)
+    mouth = torch.zeros(s, s, dtype=torch.bool)
+    mouth[rows, cols] = True
+    assert 0 < int(mouth.sum()) < s * s
+    for m in (0.0, 0.5):
+        sp = dataclasses.replace(eng.cfg.sampler, identity_hold=1.0, hold_mouth=m)
+        sess, held, _ = _held_latents(eng.model, sp, portrait, speech, monkeypatch, lambda block: other)
+        ref = sess._ref_mean
+        for z in held[1:]:  # a still generator: its running mean is itself
+            torch.testing.assert_close(z[..., ~mouth], ref[..., ~mouth], atol=1e-4, rtol=0)
+            torch.testing.assert_close(z[..., mouth], (other + m * (ref - other))[..., mouth], atol=1e-4, rtol=0)
+    with pytest.raises(ValueError, match="hold_mouth"):
+        dataclasses.replace(eng.cfg.sampler, hold_mouth=1.5)
+
+
 def test_identity_hold_leaves_the_free_motion_directions_alone(tiny_engine, portrait, speech, monkeypatch):
     """hold_free_dims: the pull to the portrait loses its part along the model's leading motion directions
     (the portrait's expression is not imposed: an open smile does not keep the mouth open in pauses) and keeps

@@ -310,9 +310,11 @@ def test_identity_hold_flags_reach_the_evaluated_sampler(pack, weights, tmp_path
     """eval --identity-hold/--hold-seconds/--hold-history set the sampler the report records; a bad value is a
     one-line error."""
     assert _eval(pack, weights / "model.safetensors", tmp_path / "h.json", "--max-clips", "1", "--seconds", "1.2",
-                 "--generation-only", "--identity-hold", "0.5", "--hold-seconds", "3", "--hold-history", "on") == 0
+                 "--generation-only", "--identity-hold", "0.5", "--hold-seconds", "3", "--hold-history", "on",
+                 "--hold-mouth", "0.25") == 0
     sampler = json.loads((tmp_path / "h.json").read_text())["config"]["sampler"]
     assert (sampler["identity_hold"], sampler["hold_seconds"], sampler["hold_history"]) == (0.5, 3.0, True)
+    assert sampler["hold_mouth"] == 0.25
     assert _eval(pack, weights / "model.safetensors", tmp_path / "x.json", "--generation-only",
                  "--identity-hold", "2") == 2
     assert "identity_hold in [0, 1]" in capsys.readouterr().err
