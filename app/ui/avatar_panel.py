@@ -95,7 +95,9 @@ class AvatarPanel(QWidget):
         self.warnings.setObjectName("warning")
         self.warnings.setWordWrap(True)
         root.addWidget(self.warnings)
-        hint = QLabel("Drop photos here. Drag the square to move the crop, scroll to resize.")
+        hint = QLabel("Drop photos here. Drag the square to move the crop, scroll to resize. A front-facing photo "
+                      "with the mouth closed gives the best lip sync.")
+        hint.setWordWrap(True)
         hint.setObjectName("hint")
         root.addWidget(hint)
 
