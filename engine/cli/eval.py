@@ -152,7 +152,8 @@ def markdown(report: dict) -> str:
     g = report.get("generation")
     if g:
         m = g["mean"]
-        whose = f", from {len(report['config']['portraits'])} other portraits" if report["config"].get("portraits") else ""
+        faces = report["config"].get("portraits")
+        whose = f", from {len(faces)} other portraits" if faces else ""
         lines += ["", f"Generation ({len(g['clips'])} clips{whose}, mouth opening by "
                       f"{report.get('mouth_opening_method')})", "",
                   "| metric | generated | real |", "|---|---|---|",
@@ -162,7 +163,7 @@ def markdown(report: dict) -> str:
                   f"{_f(m['real_silence_opening'])} |",
                   f"| frame-to-frame change (stability) | {_f(m['gen_stability'], '.4f')} | "
                   f"{_f(m['real_stability'], '.4f')} |"]
-        if m.get("gen_psnr_after_1s") is not None and report["config"].get("portraits"):
+        if m.get("gen_psnr_after_1s") is not None and faces:
             lines += [f"| PSNR to the portrait, first second / after it (dB) | "
                       f"{_f(m.get('gen_psnr_first_s'), '.2f')} / {_f(m['gen_psnr_after_1s'], '.2f')} | |"]
         elif m.get("gen_psnr_after_1s") is not None:

@@ -27,9 +27,9 @@ def add_parser(sub) -> None:
                    help="generator: encode each clip in one causal call (before session 3; drifts with a VAE "
                         "trained on short clips) instead of the bounded 5-frame context (default)")
     p.add_argument("--augment-copies", type=int, default=0, metavar="K",
-                   help="generator, with --vae: cache K more copies of each clip, each under one random flip, "
-                        "colour change and zoom of the clip and its reference frames (same audio): more faces "
-                        "for the reference pathway (default 0)")
+                   help="generator, with --vae: cache K more copies of each clip, each under one random colour "
+                        "change and zoom of the clip and its reference frames, the odd copies mirrored (same audio): "
+                        "more faces for the reference pathway (default 0)")
     p.add_argument("--latents-without-audio", action="store_true",
                    help="with --save-latents: leave the audio out (half the size; --latents then needs --pack)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/ckpt (exact)")

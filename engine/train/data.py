@@ -57,7 +57,7 @@ def to_tensor(frames: np.ndarray) -> torch.Tensor:
 def augment(video: torch.Tensor, refs: torch.Tensor, g: torch.Generator,
             flip: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Same random flip (or the given one), colour and zoom for a clip [3,F,H,W] and its references [R,3,H,W]."""
-    if torch.rand(1, generator=g) < 0.5 if flip is None else flip:
+    if (torch.rand(1, generator=g) < 0.5) if flip is None else flip:
         video, refs = video.flip(-1), refs.flip(-1)
     gain = 1 + 0.2 * (torch.rand(3, generator=g) - 0.5)  # per-channel colour
     bias = 0.1 * (torch.rand(1, generator=g) - 0.5)

@@ -458,6 +458,7 @@ def evaluate(weights: str | Path, pack, cfg: EvalConfig, device: str = "auto", l
     gclips = select_clips(pack.clips(cfg.split, audio=True), cfg.max_clips)
     if not gclips:
         report["notes"].append(f"no clips with usable audio in split {cfg.split!r}: lip-sync metrics skipped")
+
     def portraits_of(i: int) -> list[tuple[str, np.ndarray]] | None:  # one per render of clip i
         return [portraits[(i + k) % len(portraits)] for k in range(cfg.renders)] if portraits else None
 
