@@ -143,6 +143,14 @@ def _vae_lines(vae: dict, counts: list[int]) -> list[str]:
     return lines
 
 
+def _portrait_lines(faces: dict) -> list[str]:
+    rows = sorted(faces.items(), key=lambda kv: -(kv[1]["lipsync"] if kv[1]["lipsync"] is not None else -9))
+    return ["", "| portrait | renders | lip sync | mouth in silence / speech | PSNR to it after 1 s (dB) |",
+            "|---|---|---|---|---|"] + [
+        f"| {name} | {m['renders']} | {_f(m['lipsync'])} | {_f(m['silence_opening'], '.2f')} | "
+        f"{_f(m['psnr_after_1s'], '.2f')} |" for name, m in rows]
+
+
 def markdown(report: dict) -> str:
     """The report as markdown tables (VAE, generation, long render) plus its notes."""
     lines = [f"Eval of `{Path(report['weights']).name}` ({report['kind']}) on {report['split']} split of "
@@ -170,6 +178,8 @@ def markdown(report: dict) -> str:
             lines += [f"| PSNR to the real clip, first second / after it (dB) | "
                       f"{_f(m.get('gen_psnr_first_s'), '.2f')} / {_f(m['gen_psnr_after_1s'], '.2f')} | "
                       f"still portrait: - / {_f(m.get('still_psnr_after_1s'), '.2f')} |"]
+        if g.get("portraits"):
+            lines += _portrait_lines(g["portraits"])
     c = report.get("ceiling")
     if c:
         m = c["mean"]

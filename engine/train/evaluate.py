@@ -31,6 +31,7 @@ from engine.train.losses import psnr, ssim
 log = logging.getLogger(__name__)
 FULL_KINDS = ("model", "generator")  # weights files with VAE + DiT + audio encoder
 DRIFT_SPAN_S = 10.0
+PORTRAIT_KEYS = ("lipsync", "silence_opening", "stability", "psnr_after_1s")  # per-portrait means (eval --portraits)
 PRECISIONS = {"auto": None, "fp32": torch.float32, "bf16": torch.bfloat16}  # eval --precision -> dtype
 
 
@@ -352,8 +353,10 @@ def generation_clip(engine, frames: np.ndarray, audio: np.ndarray, cfg: EvalConf
     row = {"frames": len(frames), "renders": cfg.renders, **{f"gen_{k}": v for k, v in g.items()},
            **{f"real_{k}": v for k, v in r.items()},
            "still_psnr_after_1s": None if portraits else still_likeness(frames)}
-    if portraits:
+    if portraits:  # and each render's scores, for the per-portrait means of the report
         row["portraits"] = [name for name, _ in portraits]
+        row["draws"] = [{"portrait": name, **{k: d.get(k) for k in PORTRAIT_KEYS}}
+                        for (name, _), d in zip(portraits, draws)]
     row["lipsync_ratio"] = g["lipsync"] / r["lipsync"] if g["lipsync"] is not None and r["lipsync"] > 0.05 else None
     return row
 
@@ -488,12 +491,24 @@ def evaluate(weights: str | Path, pack, cfg: EvalConfig, device: str = "auto", l
         real = mean.get("real_lipsync")
         mean["lipsync_ratio_of_means"] = mean["gen_lipsync"] / real if real and real > 0.05 else None
         report["generation"] = {"clips": grows, "mean": mean}
+        if portraits:
+            report["generation"]["portraits"] = per_portrait(grows)
     if long_audio is not None:
         if portrait is None:
             portrait = pack.load_frames(clips[0], size, 0, 1)[0]
         say(f"long render: {cfg.long_seconds:g} s")
         report["long"] = long_render(engine, portrait, long_audio, cfg)
     return report
+
+
+def per_portrait(rows: list[dict]) -> dict[str, dict]:
+    """Generation rows with their renders' draws (eval --portraits) -> {portrait: means of PORTRAIT_KEYS over its
+    renders, and their count}: which faces the model animates and which it does not."""
+    by: dict[str, list[dict]] = {}
+    for row in rows:
+        for d in row.get("draws", []):
+            by.setdefault(d["portrait"], []).append(d)
+    return {name: {**_means(ds, skip=("portrait",)), "renders": len(ds)} for name, ds in by.items()}
 
 
 def json_ready(x):

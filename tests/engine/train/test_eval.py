@@ -396,7 +396,12 @@ def test_portraits_drive_unseen_faces_with_the_clips_speech(pack, weights, tmp_p
     assert report["config"]["portraits"] == ["ann", "ben"]
     rows = report["generation"]["clips"]
     assert [r["portraits"] for r in rows] == [["ann", "ben"], ["ben", "ann"]]  # every clip drives every portrait
-    assert rows[0]["still_psnr_after_1s"] is None and "PSNR to the portrait" in capsys.readouterr().out
+    faces = report["generation"]["portraits"]  # per portrait: the means over the renders that started from it
+    ann = [d for r in rows for d in r["draws"] if d["portrait"] == "ann"]
+    assert faces["ann"]["renders"] == len(ann) == 2
+    assert faces["ann"]["lipsync"] == pytest.approx(np.mean([d["lipsync"] for d in ann]))
+    out = capsys.readouterr().out
+    assert rows[0]["still_psnr_after_1s"] is None and "PSNR to the portrait" in out and "| ann | 2 |" in out
     held = {n: model_view(M.read_image(p), 32) for n, p in zip(("ann", "ben"), paths)}
     for f in files:  # every render replaced by its portrait held still: the likeness to it is perfect
         M.write_video(d / f, np.repeat(held[f.rsplit("_seed", 1)[0][-3:]][None], rows[0]["frames"], axis=0), crf=0)
