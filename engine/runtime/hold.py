@@ -28,16 +28,14 @@ class IdentityHold:
         self.acc = torch.zeros_like(self.ref)  # running mean (EMA from zero) and its total weight
         self.weight = torch.zeros((), device=self.ref.device)
         self.k = torch.zeros((), device=self.ref.device)  # EMA weight of one latent frame
-        self.strength = torch.zeros((), device=self.ref.device)
-        self.cells = torch.ones_like(self.ref[:, :1])  # [1,1,1,h,w] the pull's share per latent cell
+        self.gain = torch.zeros_like(self.ref[:, :1])  # [1,1,1,h,w] the pull's strength per latent cell
 
     def configure(self, sp: SamplerConfig) -> None:
         """Strength and time constant, outside graph replays (a live change needs no re-capture)."""
         self.k.fill_(1.0 - math.exp(-TEMPORAL_DOWN / FPS / sp.hold_seconds))
-        self.strength.fill_(sp.identity_hold)
-        rows, cols = mouth_slices(*self.cells.shape[-2:], HOLD_MOUTH_MARGIN)
-        self.cells.fill_(1.0)
-        self.cells[..., rows, cols] = sp.hold_mouth
+        rows, cols = mouth_slices(*self.gain.shape[-2:], HOLD_MOUTH_MARGIN)
+        self.gain.fill_(sp.identity_hold)
+        self.gain[..., rows, cols] = sp.identity_hold * sp.hold_mouth
 
     def reset(self) -> None:
         self.acc.zero_()
@@ -67,7 +65,7 @@ class IdentityHold:
             if self.free is not None:  # minus its part along the free motion directions
                 flat = pull.reshape(1, -1)  # [1, C*h*w]
                 pull = (flat - (flat @ self.free.T) @ self.free).reshape(pull.shape)
-            out.append(zi + self.strength * self.cells * pull)
+            out.append(zi + self.gain * pull)
         z = torch.cat(out, dim=2)
         if self.residual:
             z = (z - self.ref) * self.residual

@@ -24,6 +24,9 @@ METRICS = (
 )
 
 
+PORTRAIT_LABELS = {"gen_psnr_after_1s": "PSNR to the portrait after 1 s (dB)"}  # eval --portraits reports
+
+
 def sign_test_p(better: int, worse: int) -> float:
     """Two-sided binomial p-value of `better` vs `worse` under no difference (ties left out)."""
     n = better + worse
@@ -44,8 +47,8 @@ def _rows(report: dict, part: str) -> dict[tuple, dict]:
 
 def _label(label: str, key: str, report: dict) -> str:
     """A generation likeness of renders from portraits is measured to the portrait, not to the real clip."""
-    if key == "gen_psnr_after_1s" and (report.get("config") or {}).get("portraits"):
-        return label.replace("the real clip", "the portrait")
+    if (report.get("config") or {}).get("portraits"):
+        return PORTRAIT_LABELS.get(key, label)
     return label
 
 
