@@ -37,6 +37,9 @@ def add_parser(sub) -> None:
                         "its largest face) instead of from the clip's own first frame: unseen faces driven by the "
                         "clips' speech (--renders N: every clip drives every portrait); likeness is then measured "
                         "to the portrait")
+    p.add_argument("--driver", metavar="IMG|own",
+                   help="with --portraits: the generator animates this face (cropped like the portraits; own: each "
+                        "clip's first frame) and its motion is moved onto the portrait")
     p.add_argument("--no-crop", action="store_true",
                    help="use --portrait/--portraits as given (already cropped, e.g. on a machine without the face "
                         "detector)")
@@ -92,19 +95,22 @@ def run(args: argparse.Namespace) -> int:
                          vae=not args.generation_only, renders=args.renders,
                          renders_dir=args.save_renders or args.from_renders,
                          reuse_renders=args.from_renders is not None, ceiling=not args.no_ceiling,
-                         precision=args.precision, score=not args.renders_only,
+                         precision=args.precision, score=not args.renders_only, driver_own=args.driver == "own",
                          **hold_overrides(args))
         pack = Pack(args.pack)
         long_audio = read_audio(args.long_audio) if args.long_audio else None
         portrait = _portrait(args.portrait, args.no_crop) if args.portrait else None
         portraits = [(Path(f).stem, _portrait(f, args.no_crop)) for f in args.portraits or []]
+        if args.driver and not portraits:
+            raise ValueError("--driver moves --portraits: give them too")
+        driver = _portrait(args.driver, args.no_crop) if args.driver and args.driver != "own" else None
         if len({name for name, _ in portraits}) < len(portraits):
             raise ValueError("--portraits: two files with the same name")
     except (PackError, MediaError, ValueError) as e:
         raise UserError(str(e).splitlines()[0]) from None
     try:
         report = evaluate(args.weights, pack, cfg, args.device, long_audio, portrait,
-                          progress=lambda s: print(s, file=sys.stderr), portraits=portraits)
+                          progress=lambda s: print(s, file=sys.stderr), portraits=portraits, driver=driver)
     except (CheckpointError, PackError, MediaError, RuntimeError, ValueError) as e:
         raise UserError(str(e).splitlines()[0]) from None
     try:

@@ -23,6 +23,7 @@ from engine.audio.resample import StreamResampler
 from engine.nn.conv import StreamState
 from engine.runtime.graphs import BlockGraph, DecodeGraph, graph_key, sample_block
 from engine.runtime.hold import IdentityHold
+from engine.vae.model import RefTokens
 
 SAMPLES_PER_FRAME = SAMPLE_RATE // FPS
 
@@ -88,7 +89,7 @@ class _StageClock:
 class Session:
     def __init__(self, model: AvacastModel, references: list[np.ndarray], seed: int,
                  device: torch.device, dtype: torch.dtype, warm_up: bool | None = None,
-                 sampler: SamplerConfig | None = None):
+                 sampler: SamplerConfig | None = None, driver: np.ndarray | None = None):
         self.model, self.cfg = model, model.cfg
         self.device, self.dtype = device, dtype
         self.sampler: SamplerConfig = self.cfg.sampler if sampler is None else sampler
@@ -109,18 +110,27 @@ class Session:
         self.timings: dict[str, float] = {}
         self.frames_per_block = self.cfg.dit.block_frames * TEMPORAL_DOWN
         self._warm_threads: set[int] = set()  # threads this session has been warmed up in
-        self._open(references)
+        self._open(references, driver)
         if device.type == "cuda" if warm_up is None else warm_up:
             self.warm_up()
 
     @torch.no_grad()
-    def _open(self, references: list[np.ndarray]) -> None:
+    def _open(self, references: list[np.ndarray], driver: np.ndarray | None = None) -> None:
         if len(references) > self.cfg.vae.max_refs:
             raise ValueError(f"at most {self.cfg.vae.max_refs} reference images, got {len(references)}")
-        refs = prepare_references(references, self.cfg.vae.resolution).to(self.device, self.dtype)
         vae, dit = self.model.vae, self.model.dit
-        self._ref_e1, ref_lat = vae.encode_refs(refs)  # [1,M,D], [1,R,C,h,w]
-        ref_lat = ref_lat * vae.latent_scale
+        self._ref_e1, ref_lat = self._encode_refs(references)  # [1,M,D], [1,R,C,h,w] scaled
+        # Driver (session 14): the generator animates the driver's face and its motion is moved onto the
+        # portrait at decode time (latent + portrait's mean reference latent - driver's), decoded with the
+        # portrait's reference features. The generator, its history and the hold all live in the driver's
+        # latent space: a face it animates well stands in for a portrait it would smear.
+        self._shift: torch.Tensor | None = None  # [1,C,1,h,w] or None: no driver
+        if driver is not None:
+            if not ref_lat.shape[1]:
+                raise ValueError("a driver face moves a portrait: give a reference image too")
+            drv_lat = self._encode_refs([driver])[1]
+            self._shift = ref_lat.mean(1).unsqueeze(2) - drv_lat.mean(1).unsqueeze(2)
+            ref_lat = drv_lat
         if self.sampler.anchor_first and self.cfg.dit.block_frames != 1:
             raise ValueError("anchor_first needs 1-latent-frame blocks (dit.block_frames = 1)")
         # [1,C,1,h,w]: the first portrait as latent 0 (without references there is nothing to anchor on)
@@ -145,6 +155,13 @@ class Session:
         dit.prefill_refs(self._cache, tok)
         if self._graphs_on():
             self._prepare_graphs()
+
+    def _encode_refs(self, images: list[np.ndarray]) -> tuple[RefTokens, torch.Tensor]:
+        """RGB images -> (the decoder's reference features [1,M,D], scaled reference latents [1,R,C,h,w])."""
+        vae = self.model.vae
+        refs = prepare_references(images, self.cfg.vae.resolution).to(self.device, self.dtype)
+        e1, lat = vae.encode_refs(refs)
+        return e1, lat * vae.latent_scale
 
     def _prepare_graphs(self) -> None:
         """Capture the steady-state graphs now, before audio flows, so no capture stalls the stream.
@@ -364,6 +381,8 @@ class Session:
         vae = self.model.vae
         if self._residual:  # back from the reference residual to latents
             x0 = x0 / self._residual + self._ref_mean
+        if self._shift is not None:  # the driver's motion onto the portrait
+            x0 = x0 + self._shift
         if self._graphs_on() and self._dec_state.started:
             if self._decode_graph is None or self._decode_graph.shape != tuple(x0.shape):
                 self._decode_graph = DecodeGraph(vae, x0, self._ref_e1, self._dec_state, self._fuse)

@@ -61,6 +61,9 @@ class EvalConfig:
     # with face landmarks on a machine that has mediapipe)
     ceiling: bool = True  # also score the real clips' VAE round trip, any weights file (minutes per clip on a CPU)
     precision: str = "auto"  # "auto" (bf16 on a GPU, fp32 on a CPU: as the app runs), "fp32" or "bf16"
+    # generation from a portrait: the generator animates the clip's own first frame and its motion is moved onto
+    # the portrait (the Session's driver; an upper bound for a fixed driver face, given to `evaluate`)
+    driver_own: bool = False
     score: bool = True  # False: only write the generation renders and round trips to renders_dir (a GPU machine
     # without the face detector or landmarks), to be scored elsewhere with reuse_renders
 
@@ -217,9 +220,10 @@ def score_pair(frames: np.ndarray, audio: np.ndarray, method: str = "auto",
             "stability": lipsync.stability(frames)}
 
 
-def render(engine, refs: list[np.ndarray], audio: np.ndarray, seed: int = 0) -> np.ndarray:
+def render(engine, refs: list[np.ndarray], audio: np.ndarray, seed: int = 0,
+           driver: np.ndarray | None = None) -> np.ndarray:
     """Audio through a streaming session (the live path) -> frames [F,H,W,3], F = round(seconds*25)."""
-    session = engine.open_session(refs, seed=seed)
+    session = engine.open_session(refs, seed=seed, driver=driver)
     session.push_audio(audio.astype(np.float32), SAMPLE_RATE)
     frames = [f.rgb for f in session.step()] + [f.rgb for f in session.flush()]
     return np.stack(frames)
@@ -251,9 +255,10 @@ def render_path(cfg: EvalConfig, clip_id: str, seed: int | None) -> Path:
 
 
 def _render_or_reuse(engine, frames: np.ndarray, audio: np.ndarray, cfg: EvalConfig, clip_id: str,
-                     seed: int, portrait: np.ndarray | None = None) -> np.ndarray:
-    """One generation render [n,H,W,3] from `portrait` (default frames[0]) and `audio` (n = len(frames)):
-    rendered, and saved if cfg.renders_dir; or read from there (cfg.reuse_renders)."""
+                     seed: int, portrait: np.ndarray | None = None, driver: np.ndarray | None = None) -> np.ndarray:
+    """One generation render [n,H,W,3] from `portrait` (default frames[0]) and `audio` (n = len(frames)),
+    moved by `driver` (or frames[0] with cfg.driver_own) if given: rendered, and saved if cfg.renders_dir; or
+    read from there (cfg.reuse_renders)."""
     from engine.io import media
 
     path = render_path(cfg, clip_id, seed) if cfg.renders_dir else None
@@ -265,7 +270,10 @@ def _render_or_reuse(engine, frames: np.ndarray, audio: np.ndarray, cfg: EvalCon
         if len(gen) < len(frames):
             raise ValueError(f"{path}: {len(gen)} frames, the eval needs {len(frames)}")
         return gen[:len(frames)]
-    gen = render(engine, [frames[0] if portrait is None else portrait], audio, seed)
+    if portrait is not None and cfg.driver_own:
+        driver = frames[0]
+    gen = render(engine, [frames[0] if portrait is None else portrait], audio, seed,
+                 None if portrait is None else driver)
     if path is not None:
         media.write_video(path, gen, audio=audio)
     return gen
@@ -317,7 +325,7 @@ def ceiling_clip(vae, frames: np.ndarray, audio: np.ndarray, cfg: EvalConfig, me
 
 
 def _save_renders(vae, engine, frames: np.ndarray, audio: np.ndarray, cfg: EvalConfig, clip_id: str,
-                  portraits: list[tuple[str, np.ndarray]] | None = None) -> None:
+                  portraits: list[tuple[str, np.ndarray]] | None = None, driver: np.ndarray | None = None) -> None:
     """What a scoring eval with the same cfg reads back: the round trip (if cfg.ceiling) and the generation
     renders (if `engine`; render k from portraits[k] (name, image) if given), over the same span."""
     frames, audio = clip_span(frames, audio, cfg)
@@ -325,7 +333,7 @@ def _save_renders(vae, engine, frames: np.ndarray, audio: np.ndarray, cfg: EvalC
         _roundtrip_or_reuse(vae, frames, audio, cfg, clip_id)
     for k in range(cfg.renders if engine is not None else 0):
         rid, image = _render_source(clip_id, portraits, k)
-        _render_or_reuse(engine, frames, audio, cfg, rid, cfg.seed + k, image)
+        _render_or_reuse(engine, frames, audio, cfg, rid, cfg.seed + k, image, driver)
 
 
 def _render_source(clip_id: str, portraits: list[tuple[str, np.ndarray]] | None, k: int):
@@ -337,7 +345,8 @@ def _render_source(clip_id: str, portraits: list[tuple[str, np.ndarray]] | None,
 
 
 def generation_clip(engine, frames: np.ndarray, audio: np.ndarray, cfg: EvalConfig, method: str,
-                    clip_id: str = "clip", portraits: list[tuple[str, np.ndarray]] | None = None) -> dict:
+                    clip_id: str = "clip", portraits: list[tuple[str, np.ndarray]] | None = None,
+                    driver: np.ndarray | None = None) -> dict:
     """Render from the clip's first frame (or render k from portraits[k] = (name, image): other people, unseen
     faces driven by the clip's speech) and its audio, cfg.renders times with other seeds; score the renders
     (averaged) and the real clip alike. Likeness is to the real clip, or to each render's portrait as the model
@@ -346,7 +355,7 @@ def generation_clip(engine, frames: np.ndarray, audio: np.ndarray, cfg: EvalConf
     draws = []
     for k in range(cfg.renders):
         rid, image = _render_source(clip_id, portraits, k)
-        gen = _render_or_reuse(engine, frames, audio, cfg, rid, cfg.seed + k, image)
+        gen = _render_or_reuse(engine, frames, audio, cfg, rid, cfg.seed + k, image, driver)
         target = frames if image is None else np.repeat(model_view(image, frames.shape[1])[None], len(frames), 0)
         draws.append({**score_pair(gen, audio, method), **likeness(gen, target)})
     g, r = _means(draws), score_pair(frames, audio, method)
@@ -417,11 +426,12 @@ def _means(rows: list[dict], skip: tuple[str, ...] = ("id",)) -> dict:
 
 def evaluate(weights: str | Path, pack, cfg: EvalConfig, device: str = "auto", long_audio: np.ndarray | None = None,
              portrait: np.ndarray | None = None, progress: Callable[[str], None] | None = None,
-             portraits: list[tuple[str, np.ndarray]] | None = None) -> dict:
+             portraits: list[tuple[str, np.ndarray]] | None = None, driver: np.ndarray | None = None) -> dict:
     """Evaluate a weights file on `pack` (an engine.train.pack.Pack) -> the report dict (JSON-ready).
     portraits: (name, image) pairs; render k of generation clip i then starts from portrait (i + k) mod
     len(portraits) instead of from the clip's own first frame (unseen faces driven by real speech; with as many
-    renders as portraits, every clip drives every portrait)."""
+    renders as portraits, every clip drives every portrait); driver: the face those renders animate in the
+    portrait's stead (Session's driver; cfg.driver_own: each clip's own first frame)."""
     say = progress or log.info
     kind, vae, engine = load_for_eval(weights, device, cfg.precision)
     overrides = {k: v for k, v in (("history_noise", cfg.history_noise), ("cfg", cfg.guidance),
@@ -440,6 +450,7 @@ def evaluate(weights: str | Path, pack, cfg: EvalConfig, device: str = "auto", l
                     "config": {"seconds": cfg.seconds, "window": cfg.window, "ref_counts": list(cfg.ref_counts),
                                "seed": cfg.seed, "max_clips": cfg.max_clips,
                                "portraits": [name for name, _ in portraits or []],
+                               "driver": "own" if cfg.driver_own else driver is not None,
                                "sampler": dataclasses.asdict(engine.cfg.sampler) if engine else None}}
     clips = select_clips(pack.clips(cfg.split), cfg.max_clips)
     if not clips:
@@ -468,7 +479,8 @@ def evaluate(weights: str | Path, pack, cfg: EvalConfig, device: str = "auto", l
     if not cfg.score:
         for i, c in enumerate(gclips):
             say(f"renders {i + 1}/{len(gclips)}: {c.id}")
-            _save_renders(vae, engine, pack.load_frames(c, size), pack.load_audio(c), cfg, c.id, portraits_of(i))
+            _save_renders(vae, engine, pack.load_frames(c, size), pack.load_audio(c), cfg, c.id, portraits_of(i),
+                          driver)
         report["notes"].append(f"renders saved in {cfg.renders_dir}, not scored: score them with --from-renders")
         return report
     if cfg.ceiling and gclips:
@@ -485,7 +497,7 @@ def evaluate(weights: str | Path, pack, cfg: EvalConfig, device: str = "auto", l
     for i, c in enumerate(gclips):
         say(f"generation {i + 1}/{len(gclips)}: {c.id}")
         grows.append({"id": c.id, **generation_clip(engine, pack.load_frames(c, size), pack.load_audio(c),
-                                                    cfg, method, c.id, portraits_of(i))})
+                                                    cfg, method, c.id, portraits_of(i), driver)})
     if grows:
         mean = _means(grows)
         real = mean.get("real_lipsync")

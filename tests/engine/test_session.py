@@ -343,3 +343,34 @@ def test_identity_hold_leaves_the_free_motion_directions_alone(tiny_engine, port
     assert float((held[-1] - sess._ref_mean).abs().max()) > 1e-2  # and the free part did stay the generator's
     with pytest.raises(ValueError, match="stores 3 motion directions"):
         Session(model, [portrait], 0, eng.device, eng.dtype, False, dataclasses.replace(sp, hold_free_dims=4))
+
+
+def test_a_driver_face_moves_the_portrait(tiny_engine, portrait, speech, monkeypatch):
+    """Session driver: the generator animates the driver (its reference tokens, its latent space) and the
+    decoder gets latent + (portrait's mean reference latent - driver's) with the portrait's features. So a
+    residual model that makes no motion shows the portrait exactly, and the portrait as its own driver
+    changes nothing."""
+    import torch
+
+    from engine.runtime.session import Session
+
+    eng, driver = tiny_engine, np.ascontiguousarray(255 - portrait[:, ::-1])
+    plain = np.stack([f.rgb for f in run(eng, [portrait], speech, len(speech))])
+    assert np.array_equal(plain, _run_driven(eng, portrait, portrait, speech))
+    assert not np.array_equal(plain, _run_driven(eng, portrait, driver, speech))
+    model = _residual_engine(eng)
+    out = []
+    for drv in (None, driver):
+        s = Session(model, [portrait], 3, eng.device, eng.dtype, False, driver=drv)
+        monkeypatch.setattr(s, "_denoise", lambda audio, s=s: torch.zeros_like(s._ref_mean))  # no motion at all
+        s.push_audio(speech[:16000], 16000)
+        out.append([f.rgb for f in s.step() + s.flush()])
+    assert all(np.abs(a.astype(int) - b.astype(int)).max() <= 1 for a, b in zip(*out))
+    with pytest.raises(ValueError, match="give a reference image too"):
+        Session(eng.model, [], 0, eng.device, eng.dtype, False, driver=driver)
+
+
+def _run_driven(engine, portrait, driver, speech):
+    s = engine.open_session([portrait], seed=3, driver=driver)
+    s.push_audio(speech, 16000)
+    return np.stack([f.rgb for f in s.step() + s.flush()])
