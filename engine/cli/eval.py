@@ -38,8 +38,8 @@ def add_parser(sub) -> None:
                         "clips' speech (--renders N: every clip drives every portrait); likeness is then measured "
                         "to the portrait")
     p.add_argument("--driver", metavar="IMG|own",
-                   help="with --portraits: the generator animates this face (cropped like the portraits; own: each "
-                        "clip's first frame) and its motion is moved onto the portrait")
+                   help="generation: the generator animates this face (cropped like the portraits) and its motion "
+                        "is moved onto the portrait; own (with --portraits): each clip's first frame")
     p.add_argument("--no-crop", action="store_true",
                    help="use --portrait/--portraits as given (already cropped, e.g. on a machine without the face "
                         "detector)")
@@ -101,8 +101,8 @@ def run(args: argparse.Namespace) -> int:
         long_audio = read_audio(args.long_audio) if args.long_audio else None
         portrait = _portrait(args.portrait, args.no_crop) if args.portrait else None
         portraits = [(Path(f).stem, _portrait(f, args.no_crop)) for f in args.portraits or []]
-        if args.driver and not portraits:
-            raise ValueError("--driver moves --portraits: give them too")
+        if args.driver == "own" and not portraits:
+            raise ValueError("--driver own moves --portraits by the clips' own faces: give the portraits too")
         driver = _portrait(args.driver, args.no_crop) if args.driver and args.driver != "own" else None
         if len({name for name, _ in portraits}) < len(portraits):
             raise ValueError("--portraits: two files with the same name")

@@ -61,8 +61,8 @@ class EvalConfig:
     # with face landmarks on a machine that has mediapipe)
     ceiling: bool = True  # also score the real clips' VAE round trip, any weights file (minutes per clip on a CPU)
     precision: str = "auto"  # "auto" (bf16 on a GPU, fp32 on a CPU: as the app runs), "fp32" or "bf16"
-    # generation from a portrait: the generator animates the clip's own first frame and its motion is moved onto
-    # the portrait (the Session's driver; an upper bound for a fixed driver face, given to `evaluate`)
+    # generation: the generator animates the clip's own first frame and its motion is moved onto the portrait (the
+    # Session's driver; for renders from portraits; a fixed driver face is given to `evaluate` instead)
     driver_own: bool = False
     score: bool = True  # False: only write the generation renders and round trips to renders_dir (a GPU machine
     # without the face detector or landmarks), to be scored elsewhere with reuse_renders
@@ -270,10 +270,8 @@ def _render_or_reuse(engine, frames: np.ndarray, audio: np.ndarray, cfg: EvalCon
         if len(gen) < len(frames):
             raise ValueError(f"{path}: {len(gen)} frames, the eval needs {len(frames)}")
         return gen[:len(frames)]
-    if portrait is not None and cfg.driver_own:
-        driver = frames[0]
-    gen = render(engine, [frames[0] if portrait is None else portrait], audio, seed,
-                 None if portrait is None else driver)
+    driver = frames[0] if cfg.driver_own else driver  # a no-op on a render from the clip's own frame
+    gen = render(engine, [frames[0] if portrait is None else portrait], audio, seed, driver)
     if path is not None:
         media.write_video(path, gen, audio=audio)
     return gen
@@ -430,7 +428,7 @@ def evaluate(weights: str | Path, pack, cfg: EvalConfig, device: str = "auto", l
     """Evaluate a weights file on `pack` (an engine.train.pack.Pack) -> the report dict (JSON-ready).
     portraits: (name, image) pairs; render k of generation clip i then starts from portrait (i + k) mod
     len(portraits) instead of from the clip's own first frame (unseen faces driven by real speech; with as many
-    renders as portraits, every clip drives every portrait); driver: the face those renders animate in the
+    renders as portraits, every clip drives every portrait); driver: the face every render animates in the
     portrait's stead (Session's driver; cfg.driver_own: each clip's own first frame)."""
     say = progress or log.info
     kind, vae, engine = load_for_eval(weights, device, cfg.precision)
