@@ -152,6 +152,9 @@ class DiTConfig:
     # person's static appearance comes from the references by construction and the flow only makes what
     # moves (ours, session 8; set by `train generator --ref-residual` to give that residual unit std)
     ref_residual: float = 0.0
+    # The model carries a driver face (`DiT.driver`, uint8 [H,W,3], set by `avacast release --driver`): the
+    # generator animates it and its motion moves the portrait (Session; SamplerConfig.use_driver switches it).
+    driver: bool = False
 
     def __post_init__(self) -> None:
         _check(self.ref_residual >= 0, "ref_residual >= 0")
@@ -195,6 +198,9 @@ class SamplerConfig:
     # The hold's strength on the mouth's latent cells (MOUTH_BOX widened by HOLD_MOUTH_MARGIN) relative to the
     # rest of the face: below 1 a portrait's open smile is not pulled back into every pause (session 13). 1: even.
     hold_mouth: float = 1.0
+    # The model's driver face (DiTConfig.driver) moves the portrait; False: the generator animates the portrait
+    # itself. Read when a session opens (session 14).
+    use_driver: bool = True
 
     def __post_init__(self) -> None:
         _check(self.steps >= 1, "steps >= 1")

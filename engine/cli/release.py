@@ -22,6 +22,9 @@ def add_parser(sub) -> None:
     p.add_argument("--motion-basis", metavar="LATENTS",
                    help="latent cache of this model's VAE (train generator --save-latents): store the leading "
                         "within-clip motion directions of its latents, which the identity hold can leave alone")
+    p.add_argument("--driver", metavar="IMG",
+                   help="store this face in the model (already cropped like a training frame): the generator animates "
+                        "it and its motion moves the user's portrait (--model-driver off at render time skips it)")
     p.add_argument("--motion-dims", type=int, default=64, metavar="K",
                    help="with --motion-basis: directions stored (default 64)")
 
@@ -44,6 +47,8 @@ def run(args: argparse.Namespace) -> int:
         gcfg = dataclasses.replace(gcfg, vae=vcfg.vae)  # with the VAE file's motion basis and fine fusion, if any
         if args.motion_basis:
             gcfg = _add_motion_basis(gcfg, state, args.motion_basis, args.motion_dims)
+        if args.driver:
+            gcfg = _add_driver(gcfg, state, args.driver)
         anchor = None if args.anchor_first is None else args.anchor_first == "on"
         shipped = hold_overrides(args) | ({} if anchor is None else {"anchor_first": anchor})
         try:
@@ -62,6 +67,23 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(str(e)) from None
     print(f"wrote {len(files)} file(s): " + ", ".join(f"{f.name} ({f.stat().st_size / 2**20:.1f} MiB)" for f in files))
     return 0
+
+
+def _add_driver(cfg, state: dict, path: str):
+    """The face at `path` as the session sees it into state["dit.driver"] -> cfg with dit.driver."""
+    import dataclasses
+
+    import torch
+
+    from engine.io.media import MediaError, read_image
+    from engine.train.evaluate import model_view
+
+    try:
+        image = read_image(path)
+    except MediaError as e:
+        raise UserError(f"--driver: {e}") from None
+    state["dit.driver"] = torch.from_numpy(model_view(image, cfg.vae.resolution))
+    return dataclasses.replace(cfg, dit=dataclasses.replace(cfg.dit, driver=True))
 
 
 def _add_motion_basis(cfg, state: dict, cache: str, dims: int):

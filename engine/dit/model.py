@@ -44,6 +44,9 @@ class DiT(nn.Module):
         for lin in (self.final_ada, self.out):
             nn.init.zeros_(lin.weight)
             nn.init.zeros_(lin.bias)
+        if cfg.dit.driver:  # the face this generator animates best (DiTConfig.driver), RGB at the VAE's resolution
+            res = cfg.vae.resolution
+            self.register_buffer("driver", torch.zeros(res, res, 3, dtype=torch.uint8))
 
     @property
     def block_tokens(self) -> int:

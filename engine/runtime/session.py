@@ -125,6 +125,8 @@ class Session:
         # portrait's reference features. The generator, its history and the hold all live in the driver's
         # latent space: a face it animates well stands in for a portrait it would smear.
         self._shift: torch.Tensor | None = None  # [1,C,1,h,w] or None: no driver
+        if driver is None and self.cfg.dit.driver and self.sampler.use_driver:
+            driver = dit.driver.cpu().numpy()  # the model's own
         if driver is not None:
             if not ref_lat.shape[1]:
                 raise ValueError("a driver face moves a portrait: give a reference image too")

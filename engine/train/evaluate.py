@@ -53,6 +53,7 @@ class EvalConfig:
     hold_free_dims: int | None = None
     hold_history: bool | None = None
     hold_mouth: float | None = None
+    use_driver: bool | None = None  # the model's own driver face (DiTConfig.driver)
     vae: bool = True  # False: generation metrics only (the VAE windows cost most of a CPU eval)
     renders: int = 1  # generation: renders per clip (seeds seed..seed+renders-1), metrics averaged: one
     # render's lip-sync score is mostly sampling noise (v0.5: 0.168 on a GPU draw, 0.062 on a CPU draw)
@@ -436,7 +437,7 @@ def evaluate(weights: str | Path, pack, cfg: EvalConfig, device: str = "auto", l
                                    ("steps", cfg.steps), ("anchor_first", cfg.anchor_first),
                                    ("identity_hold", cfg.identity_hold), ("hold_seconds", cfg.hold_seconds),
                                    ("hold_free_dims", cfg.hold_free_dims), ("hold_history", cfg.hold_history),
-                                   ("hold_mouth", cfg.hold_mouth))
+                                   ("hold_mouth", cfg.hold_mouth), ("use_driver", cfg.use_driver))
                  if v is not None}
     if engine is not None and overrides:
         sampler = dataclasses.replace(engine.cfg.sampler, **overrides)

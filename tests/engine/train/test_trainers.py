@@ -253,6 +253,7 @@ def test_latent_cache_release_and_warm_start(pack, tmp_path, capsys):
     torch.testing.assert_close(basis @ basis.T, torch.eye(4), atol=2e-2, rtol=0)  # bf16 storage
     assert main(release + ["--out", str(tmp_path / "bad2.safetensors"), "--hold-free-dims", "5"]) == 2
     assert "stores 4 motion directions" in capsys.readouterr().err
+    _check_driver_release(release[:5], tmp_path, capsys)
     g_state = load_weights(tmp_path / "g/generator.safetensors")[1]
     torch.testing.assert_close(engine.model.dit.null_audio, g_state["dit.null_audio"].float())
     assert engine.model.vae.latent_scale.item() == pytest.approx(g_state["vae.latent_scale"].item(), rel=1e-2)
@@ -260,6 +261,41 @@ def test_latent_cache_release_and_warm_start(pack, tmp_path, capsys):
     a = load_weights(tmp_path / "vae/vae.safetensors")[1]
     b = load_weights(tmp_path / "vae2/vae.safetensors")[1]
     torch.testing.assert_close(a["vae.e1_in.conv.weight"], b["vae.e1_in.conv.weight"])
+
+
+def _check_driver_release(release: list[str], tmp_path, capsys) -> None:
+    """release --driver IMG: the face is stored as the session sees it and moves every session's portrait, as
+    an explicit driver does on the plain release; --model-driver off ships it switched off."""
+    import cv2
+
+    from engine.api import load_engine
+    from engine.train.evaluate import model_view
+
+    rng = np.random.default_rng(5)
+    face, portrait = rng.integers(0, 256, (2, 48, 40, 3), dtype=np.uint8)
+    cv2.imwrite(str(tmp_path / "face.png"), face[:, :, ::-1])
+    assert main(release + ["--out", str(tmp_path / "drv.safetensors"), "--driver", str(tmp_path / "face.png")]) == 0
+    engine = load_engine(weights=tmp_path / "drv.safetensors", device="cpu")
+    assert engine.cfg.dit.driver and engine.cfg.sampler.use_driver
+    assert np.array_equal(engine.model.dit.driver.numpy(), model_view(face, engine.cfg.vae.resolution))
+
+    def frames(eng, **kw):
+        s = eng.open_session([portrait], seed=1, **kw)
+        s.push_audio(np.sin(np.arange(8000) / 9).astype(np.float32), 16000)
+        return np.stack([f.rgb for f in s.step() + s.flush()])
+
+    assert main(release + ["--out", str(tmp_path / "plain.safetensors")]) == 0
+    plain_engine = load_engine(weights=tmp_path / "plain.safetensors", device="cpu")
+    moved = frames(engine)
+    assert np.array_equal(moved, frames(plain_engine, driver=model_view(face, engine.cfg.vae.resolution)))
+    assert not np.array_equal(moved, frames(plain_engine))
+    assert main(release + ["--out", str(tmp_path / "off.safetensors"), "--driver", str(tmp_path / "face.png"),
+                           "--model-driver", "off"]) == 0
+    assert np.array_equal(frames(load_engine(weights=tmp_path / "off.safetensors", device="cpu")),
+                          frames(plain_engine))
+    (tmp_path / "bad.png").write_bytes(b"not an image")
+    assert main(release + ["--out", str(tmp_path / "x.safetensors"), "--driver", str(tmp_path / "bad.png")]) == 2
+    assert "--driver" in capsys.readouterr().err
 
 
 def test_torchrun_two_processes_gloo(pack, tmp_path):
