@@ -117,7 +117,7 @@ class EngineBridge(QObject):
     # --- streaming ----------------------------------------------------------------------------
     def start(self, references: list[np.ndarray], source: AudioSource, *, steps: int | None = None,
               cfg: float | None = None, identity_hold: float | None = None, sinks: list | None = None,
-              seed: int = 0) -> None:
+              seed: int = 0, use_driver: bool | None = None) -> None:
         if self.engine is None:
             self.error.emit("No model is loaded yet: choose a weights file in Engine settings.")
             return
@@ -125,14 +125,14 @@ class EngineBridge(QObject):
             return
         self._set_state("starting")
         self.extra_sinks = list(sinks or [])
-        self._run_worker(self._start, references, source, steps, cfg, identity_hold, seed)
+        self._run_worker(self._start, references, source, steps, cfg, identity_hold, seed, use_driver)
 
-    def _start(self, references, source, steps, cfg, identity_hold, seed) -> None:
+    def _start(self, references, source, steps, cfg, identity_hold, seed, use_driver) -> None:
         from engine.runtime.runner import Runner
 
         # the sampler is fixed before the session captures its graphs: no re-capture mid-stream
         session = self.engine.open_session(references, seed=seed, steps=steps, cfg=cfg, identity_hold=identity_hold,
-                                           warm_up=False)  # the runner warms it in its thread
+                                           use_driver=use_driver, warm_up=False)  # the runner warms it in its thread
         self.preview = PreviewSink(self.frame_ready.emit)
         runner = Runner(session, [self.preview, *self.extra_sinks],
                         device_name=str(getattr(self.engine, "device_name", "CPU")))

@@ -56,12 +56,14 @@ class EngineSettings:
     steps: int | None = None  # None = the model's own default
     cfg: float | None = None
     identity_hold: float | None = None  # 0-1; None = the model's own default
+    use_driver: bool | None = None  # the model's driver face moves the portrait; None = the model's own default
     weights: str | None = None  # None = the shipped default model
 
     def validate(self) -> None:
         _check(self.steps is None or 1 <= self.steps <= 50, "steps must be in [1, 50]")
         _check(self.cfg is None or 0.0 <= self.cfg <= 10.0, "cfg must be in [0, 10]")
         _check(self.identity_hold is None or 0.0 <= self.identity_hold <= 1.0, "identity_hold must be in [0, 1]")
+        _check(self.use_driver is None or isinstance(self.use_driver, bool), "use_driver must be true, false or null")
 
 
 @dataclass

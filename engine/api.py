@@ -34,11 +34,14 @@ class Engine:
 
     def open_session(self, references: list[np.ndarray], seed: int = 0, warm_up: bool | None = None,
                      steps: int | None = None, cfg: float | None = None,
-                     identity_hold: float | None = None, driver: np.ndarray | None = None) -> Session:
+                     identity_hold: float | None = None, driver: np.ndarray | None = None,
+                     use_driver: bool | None = None) -> Session:
         """steps/cfg/identity_hold override the model's sampler from the first block (graphs are captured with
         them); warm_up (default: on GPUs): run the first KV window on silence at open, then rewind (Session);
-        driver: an RGB face the generator animates in the portrait's stead, its motion moved onto the portrait."""
-        over = {k: v for k, v in (("steps", steps), ("cfg", cfg), ("identity_hold", identity_hold))
+        driver: an RGB face the generator animates in the portrait's stead, its motion moved onto the portrait;
+        use_driver: whether the model's own driver face does that (SamplerConfig.use_driver) when none is given."""
+        over = {k: v for k, v in (("steps", steps), ("cfg", cfg), ("identity_hold", identity_hold),
+                                  ("use_driver", use_driver))
                 if v is not None}
         sampler = dataclasses.replace(self.cfg.sampler, **over) if over else None
         return Session(self.model, list(references), seed, self.device, self.dtype, warm_up, sampler, driver)

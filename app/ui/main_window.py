@@ -160,7 +160,8 @@ class MainWindow(QMainWindow):
         else:
             self.messages.hide()
         steps, cfg, hold = self.engine_panel.sampler()
-        self.bridge.start(refs, source, steps=steps, cfg=cfg, identity_hold=hold, sinks=sinks)
+        self.bridge.start(refs, source, steps=steps, cfg=cfg, identity_hold=hold, sinks=sinks,
+                          use_driver=self.engine_panel.s.use_driver)
         return True
 
     def stop(self) -> None:

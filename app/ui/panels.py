@@ -196,6 +196,9 @@ class OutputPanel(QWidget):
         self.vcam_status.setText(text)
 
 
+DRIVER_CHOICES = {"Model default": None, "Driver face": True, "Your portrait": False}  # -> use_driver
+
+
 class EnginePanel(QWidget):
     changed = Signal()
     sampler_changed = Signal()
@@ -230,6 +233,14 @@ class EnginePanel(QWidget):
         form.addRow("Likeness hold", self.hold)
         form.addRow(_hint("How strongly the face is kept to your portrait over time. Higher: the likeness stays "
                           "over long talks; lower: freer expressions. 0 turns it off."))
+        self.driver = QComboBox()
+        self.driver.addItems(list(DRIVER_CHOICES))
+        self.driver.setCurrentIndex(list(DRIVER_CHOICES.values()).index(self.s.use_driver))
+        self.driver.currentIndexChanged.connect(self._on_driver)
+        form.addRow("Motion", self.driver)
+        form.addRow(_hint("Driver face: the model animates a face it knows well and moves your portrait with that "
+                          "motion: a cleaner, steadier face on photos. Your portrait: it is animated itself, with "
+                          "more head motion. Applies at the next Start."))
         root.addWidget(box)
 
         model = QGroupBox("Model")
@@ -254,6 +265,10 @@ class EnginePanel(QWidget):
     def sampler(self) -> tuple[int | None, float | None, float | None]:
         """(steps, cfg, identity_hold); None: the model's own setting."""
         return self.s.steps, self.s.cfg, self.s.identity_hold
+
+    def _on_driver(self) -> None:
+        self.s.use_driver = list(DRIVER_CHOICES.values())[self.driver.currentIndex()]
+        self.changed.emit()
 
     def _on_sampler(self) -> None:
         self.s.steps = self.steps.value() or None

@@ -23,6 +23,7 @@ def test_round_trip_keeps_every_field():
     s.engine.steps = 6
     s.engine.cfg = 1.5
     s.engine.identity_hold = 0.4
+    s.engine.use_driver = False
     s.avatars.append(Avatar(id="abc123", name="Me", images=[ImageEntry("x.png", (1, 2, 300))]))
     s.active_avatar = "abc123"
     save_settings(s)
@@ -42,6 +43,7 @@ def test_missing_file_gives_defaults_without_notice():
     json.dumps({"schema": SCHEMA_VERSION, "audio": {"gate_threshold_db": 12.0}}),
     json.dumps({"schema": 999}),
     json.dumps({"schema": SCHEMA_VERSION, "surprise": 1}),
+    json.dumps({"schema": SCHEMA_VERSION, "engine": {"use_driver": "yes"}}),
     json.dumps([1, 2]),
 ])
 def test_corrupt_file_is_kept_aside_and_defaults_used(content):

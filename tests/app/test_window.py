@@ -133,6 +133,21 @@ def test_likeness_hold_reaches_the_running_stream_and_persists(make_window, face
     w.stop()
 
 
+def test_motion_choice_persists_and_reaches_the_next_session(make_window, face_png, qtbot):
+    """The Engine panel's Motion choice (the model's driver face or the portrait itself): saved, and handed to
+    the session at start; "Model default" keeps the model's own."""
+    w = make_window()
+    assert w.engine_panel.driver.currentText() == "Model default"
+    w.avatar_panel.add_files([str(face_png)])
+    w.engine_panel.driver.setCurrentText("Your portrait")
+    assert load_settings()[0].engine.use_driver is False
+    go_live(qtbot, w)
+    assert w.bridge.runner.session.sampler.use_driver is False
+    w.stop()
+    w2 = make_window()
+    assert w2.engine_panel.driver.currentText() == "Your portrait"
+
+
 def test_bad_weights_file_is_a_message_and_keeps_the_old_model(make_window, tmp_path, qtbot):
     w = make_window()
     old = w.bridge.engine
