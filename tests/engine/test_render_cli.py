@@ -82,6 +82,27 @@ def test_shipped_default_model_renders_on_cpu(tmp_path):
     assert frames.std() > 5  # a picture, not a flat colour
 
 
+def test_shipped_driver_face_is_credited_and_can_be_switched_off(tmp_path):
+    """The shipped model's driver face (a GRID corpus frame, CC BY 4.0) is credited in the notices the installers
+    ship, and `--model-driver off` renders the portrait animated by itself (other frames)."""
+    from pathlib import Path
+
+    from engine.io.checkpoint import default_weights, load_weights
+
+    if not load_weights(default_weights())[0].dit.driver:
+        pytest.skip("the shipped model has no driver face")
+    notices = (Path(__file__).parents[2] / "installer/THIRD_PARTY_NOTICES.txt").read_text()
+    assert "GRID" in notices and "CC BY 4.0" in notices
+    wav = tmp_path / "s.wav"
+    write_audio(wav, (0.3 * np.sin(np.arange(6400) / 9)).astype(np.float32), 16000)
+    frames = []
+    for name, extra in (("on.npz", []), ("off.npz", ["--model-driver", "off"])):
+        assert main(["render", "--ref", "resources/default_portrait.png", "--audio", str(wav), "--out",
+                     str(tmp_path / name), "--device", "cpu", *extra]) == 0
+        frames.append(np.load(tmp_path / name)["frames"].astype(np.int16))
+    assert np.abs(frames[0] - frames[1]).mean() > 1
+
+
 def test_identity_hold_flags_change_the_render_and_bad_values_are_one_line(tmp_path, inputs, capsys):
     """--identity-hold/--hold-history reach the session (the frames change); out-of-range values and free
     motion directions the model does not store exit 2 with one line."""
