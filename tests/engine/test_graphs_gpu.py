@@ -11,8 +11,9 @@ from engine.config import EngineConfig
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
 
 
-def frames(backend: str, preset: str, seconds: float = 3.0, sampler: dict | None = None, live: dict | None = None):
-    """sampler: overrides at open; live: a set_sampler() halfway through."""
+def frames(backend: str, preset: str, seconds: float = 3.0, sampler: dict | None = None, live: dict | None = None,
+           driver: bool = False):
+    """sampler: overrides at open; live: a set_sampler() halfway through; driver: a random driver face."""
     cfg = EngineConfig.preset(preset)
     cfg = dataclasses.replace(cfg, sampler=dataclasses.replace(cfg.sampler, **(sampler or {})))
     engine = load_engine(cfg, device="cuda", backend=backend)
@@ -20,7 +21,8 @@ def frames(backend: str, preset: str, seconds: float = 3.0, sampler: dict | None
     ref = np.random.default_rng(0).integers(0, 256, (res, res, 3), dtype=np.uint8)
     t = np.arange(int(16000 * seconds)) / 16000
     audio = (0.3 * np.sin(2 * np.pi * 150 * t) * (np.sin(2 * np.pi * 3 * t) > 0)).astype(np.float32)
-    s = engine.open_session([ref], seed=0)
+    face = np.random.default_rng(1).integers(0, 256, (res, res, 3), dtype=np.uint8) if driver else None
+    s = engine.open_session([ref], seed=0, driver=face)
     out = []
     for i in range(0, len(audio), 640):
         if live and i == len(audio) // 640 // 2 * 640:
@@ -54,3 +56,13 @@ def test_graphs_match_eager_with_the_identity_hold(hold):
     assert np.abs(eager - graphed).mean() < 1.0
     plain, _ = frames("compile", "tiny")
     assert np.abs(plain - graphed).mean() > 1.0  # and the hold did change the stream
+
+
+def test_graphs_match_eager_with_a_driver_face():
+    """The driver's shift is added before the captured decode graph: the fast path streams eager's frames."""
+    eager, _ = frames("eager", "tiny", driver=True)
+    graphed, session = frames("compile", "tiny", driver=True)
+    assert session._decode_graph is not None and session._shift is not None
+    assert np.abs(eager - graphed).mean() < 1.0
+    plain, _ = frames("compile", "tiny")
+    assert np.abs(plain - graphed).mean() > 1.0
