@@ -355,9 +355,11 @@ def test_a_driver_face_moves_the_portrait(tiny_engine, portrait, speech, monkeyp
     from engine.runtime.session import Session
 
     eng, driver = tiny_engine, np.ascontiguousarray(255 - portrait[:, ::-1])
-    plain = np.stack([f.rgb for f in run(eng, [portrait], speech, len(speech))])
-    assert np.array_equal(plain, _run_driven(eng, portrait, portrait, speech))
-    assert not np.array_equal(plain, _run_driven(eng, portrait, driver, speech))
+    plain = np.stack([f.rgb for f in run(eng, [portrait], speech, len(speech))]).astype(int)
+    # equal up to float noise (the driver's separate encode), which the random model's autoregression can
+    # amplify in a few pixels (tests/engine/train/test_eval.py saw mean 0.35 of 255 in some processes)
+    assert np.abs(plain - _run_driven(eng, portrait, portrait, speech)).mean() < 1
+    assert np.abs(plain - _run_driven(eng, portrait, driver, speech)).mean() > 3
     model = _residual_engine(eng)
     out = []
     for drv in (None, driver):

@@ -286,9 +286,9 @@ def _check_driver_release(release: list[str], tmp_path, capsys) -> None:
 
     assert main(release + ["--out", str(tmp_path / "plain.safetensors")]) == 0
     plain_engine = load_engine(weights=tmp_path / "plain.safetensors", device="cpu")
-    moved = frames(engine)
-    assert np.array_equal(moved, frames(plain_engine, driver=model_view(face, engine.cfg.vae.resolution)))
-    assert not np.array_equal(moved, frames(plain_engine))
+    moved = frames(engine).astype(int)  # equal up to float noise (see tests/engine/test_session.py)
+    assert np.abs(moved - frames(plain_engine, driver=model_view(face, engine.cfg.vae.resolution))).mean() < 1
+    assert np.abs(moved - frames(plain_engine)).mean() > 3
     assert main(release + ["--out", str(tmp_path / "off.safetensors"), "--driver", str(tmp_path / "face.png"),
                            "--model-driver", "off"]) == 0
     assert np.array_equal(frames(load_engine(weights=tmp_path / "off.safetensors", device="cpu")),
