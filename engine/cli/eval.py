@@ -157,6 +157,17 @@ def _portrait_lines(faces: dict) -> list[str]:
         f"{_f(m['psnr_after_1s'], '.2f')} |" for name, m in rows]
 
 
+def _driven_by(config: dict) -> str:
+    """How the renders were moved (Session driver), for the generation table's title."""
+    if config.get("driver") == "own":
+        return ", moved by each clip's own face"
+    if config.get("driver"):
+        return ", moved by a driver face"
+    if config.get("model_driver") and (config.get("sampler") or {}).get("use_driver", True):
+        return ", moved by the model's driver face"
+    return ""
+
+
 def markdown(report: dict) -> str:
     """The report as markdown tables (VAE, generation, long render) plus its notes."""
     lines = [f"Eval of `{Path(report['weights']).name}` ({report['kind']}) on {report['split']} split of "
@@ -167,7 +178,7 @@ def markdown(report: dict) -> str:
     if g:
         m = g["mean"]
         faces = report["config"].get("portraits")
-        whose = f", from {len(faces)} other portraits" if faces else ""
+        whose = (f", from {len(faces)} other portraits" if faces else "") + _driven_by(report["config"])
         lines += ["", f"Generation ({len(g['clips'])} clips{whose}, mouth opening by "
                       f"{report.get('mouth_opening_method')})", "",
                   "| metric | generated | real |", "|---|---|---|",

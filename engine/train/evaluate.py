@@ -450,6 +450,7 @@ def evaluate(weights: str | Path, pack, cfg: EvalConfig, device: str = "auto", l
                                "seed": cfg.seed, "max_clips": cfg.max_clips,
                                "portraits": [name for name, _ in portraits or []],
                                "driver": "own" if cfg.driver_own else driver is not None,
+                               "model_driver": bool(engine is not None and engine.cfg.dit.driver),
                                "sampler": dataclasses.asdict(engine.cfg.sampler) if engine else None}}
     clips = select_clips(pack.clips(cfg.split), cfg.max_clips)
     if not clips:

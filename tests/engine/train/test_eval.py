@@ -431,14 +431,30 @@ def test_driver_moves_the_portrait_renders(pack, weights, tmp_path, capsys):
         assert _eval(pack, w, tmp_path / f"{name}.json", *args, "--save-renders", str(d), *extra) == 0
         videos[name] = M.read_video(next(d.iterdir()))[0].astype(np.int16)
         config = json.loads((tmp_path / f"{name}.json").read_text())["config"]
-        assert config["driver"] == ("own" if name == "own" else name != "plain")
+        assert config["driver"] == ("own" if name == "own" else name != "plain") and not config["model_driver"]
     change = {k: np.abs(v - videos["plain"]).mean() for k, v in videos.items()}
     assert change["own"] > 3 and change["ben"] > 3 and np.abs(videos["ben"] - videos["own"]).mean() > 3
     # the portrait as its own driver: the same stream up to float noise, which the tiny random model's
     # autoregression can amplify in a few pixels (observed: mean 0 or 0.35 of 255 on this CPU, run to run)
     assert change["self"] < 1
+    scored = [a for a in args if a != "--renders-only"] + ["--from-renders", str(tmp_path / "own"), "--driver", "own"]
+    capsys.readouterr()
+    assert _eval(pack, w, tmp_path / "own_scored.json", *scored) == 0
+    assert "from 1 other portraits, moved by each clip's own face" in capsys.readouterr().out
     assert _eval(pack, w, tmp_path / "x.json", "--max-clips", "1", "--generation-only", "--driver", "own") == 2
     assert "give the portraits too" in capsys.readouterr().err
+
+
+def test_generation_title_says_what_moved_the_renders():
+    """The report's generation title names the driver: the model's own unless switched off, or an explicit one;
+    reports from before drivers existed have none."""
+    from engine.cli.eval import _driven_by
+
+    on, off = {"sampler": {"use_driver": True}}, {"sampler": {"use_driver": False}}
+    assert _driven_by({"model_driver": True, **on}) == ", moved by the model's driver face"
+    assert _driven_by({"model_driver": True, **off}) == "" == _driven_by({"model_driver": False, **on})
+    assert _driven_by({"driver": True, "model_driver": True, **on}) == ", moved by a driver face"
+    assert _driven_by({}) == ""
 
 
 def test_vae_roundtrip_ceiling_scores_the_decoded_real_clip():
