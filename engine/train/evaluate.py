@@ -378,17 +378,27 @@ def long_render(engine, portrait: np.ndarray, speech: np.ndarray, cfg: EvalConfi
     if cfg.renders_dir and not cfg.reuse_renders:  # to look at what was measured
         from engine.io import media
         media.write_video(Path(cfg.renders_dir) / f"long_seed{cfg.seed}.mp4", frames, audio=audio)
-    span = int(round(min(DRIFT_SPAN_S, cfg.long_seconds / 2) * FPS))
-    ref = model_view(portrait, frames.shape[1]).astype(np.int16)
+    out = {"seconds": cfg.long_seconds, **drift(frames, portrait, min(DRIFT_SPAN_S, cfg.long_seconds / 2)),
+           **{f"all_{k}": v for k, v in score_pair(frames, audio).items()}}
+    return out
 
-    def to_ref(x: np.ndarray) -> float:  # mean |frame - portrait| in [0, 1]: grows if identity drifts
-        return float(np.mean([np.abs(f.astype(np.int16) - ref).mean() for f in x]) / 255)
+
+def drift(frames: np.ndarray, portrait: np.ndarray, span_s: float = DRIFT_SPAN_S) -> dict:
+    """A long render [F,H,W,3] against its portrait, first vs last span_s: frame-to-frame change, mean |frame -
+    portrait| in [0, 1] and PSNR to the portrait (dB; both move if the identity drifts)."""
+    span = int(round(span_s * FPS))
+    ref = model_view(portrait, frames.shape[1])
+
+    def to_ref(x: np.ndarray) -> float:
+        return float(np.mean([np.abs(f.astype(np.int16) - ref.astype(np.int16)).mean() for f in x]) / 255)
+
+    def db(x: np.ndarray) -> float:  # uint8 -> [-1,1] as losses.psnr expects
+        return float(psnr(torch.from_numpy(x) / 127.5 - 1, torch.from_numpy(ref)[None] / 127.5 - 1))
 
     first, last = frames[:span], frames[-span:]
-    out = {"seconds": cfg.long_seconds, "span_s": span / FPS,
-           "stability_first": lipsync.stability(first), "stability_last": lipsync.stability(last),
+    out = {"span_s": span / FPS, "stability_first": lipsync.stability(first), "stability_last": lipsync.stability(last),
            "to_portrait_first": to_ref(first), "to_portrait_last": to_ref(last),
-           **{f"all_{k}": v for k, v in score_pair(frames, audio).items()}}
+           "psnr_to_portrait_first": db(first), "psnr_to_portrait_last": db(last)}
     out["stability_ratio"] = out["stability_last"] / max(out["stability_first"], 1e-9)
     return out
 

@@ -93,7 +93,26 @@ def test_long_render_reports_first_and_last_span(pack, weights, tmp_path):
     assert len(M.read_video(tmp_path / "renders/long_seed0.mp4")[0]) == 100  # 4 s at 25 fps, to look at
     lg = json.loads((tmp_path / "r.json").read_text())["long"]
     assert lg["seconds"] == 4 and lg["span_s"] == 2  # speech of 1.5 s looped to 4 s; halves compared
-    assert _finite(lg, ["stability_first", "stability_last", "to_portrait_first", "to_portrait_last"])
+    assert _finite(lg, ["stability_first", "stability_last", "to_portrait_first", "to_portrait_last",
+                        "psnr_to_portrait_first", "psnr_to_portrait_last"])
+
+
+def test_drift_grows_when_the_render_leaves_the_portrait():
+    """evaluate.drift (the long render's numbers, tools/drift_check.py): a render that is the portrait held still
+    sits on it first and last; one that fades to another face over its last span moves away from it there."""
+    from engine.train.evaluate import drift
+
+    rng = np.random.default_rng(4)
+    portrait, other = rng.integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
+    still = np.repeat(portrait[None], 100, 0)
+    d = drift(still, portrait, 1.0)
+    assert d["to_portrait_first"] == d["to_portrait_last"] == 0 and d["psnr_to_portrait_first"] > 60
+    fading = still.copy()
+    w = np.linspace(0, 1, 25)[:, None, None, None]  # the last second fades to the other face
+    fading[-25:] = (w * other + (1 - w) * portrait).astype(np.uint8)
+    d = drift(fading, portrait, 1.0)
+    assert d["to_portrait_last"] > 0.1 and d["psnr_to_portrait_last"] < 20 < d["psnr_to_portrait_first"]
+    assert d["stability_last"] > d["stability_first"] == 0
 
 
 def test_long_render_portrait_is_cropped_as_the_app_does(pack, weights, tmp_path, monkeypatch, capsys):
