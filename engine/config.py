@@ -201,9 +201,16 @@ class SamplerConfig:
     # The model's driver face (DiTConfig.driver) moves the portrait; False: the generator animates the portrait
     # itself. Read when a session opens (session 14).
     use_driver: bool = True
+    # Motion gain (session 15, engine/runtime/magnify.py): each latent's departure from its running mean over
+    # ~hold_seconds is scaled by motion_gain before decoding (mouth_gain times more on the mouth's cells):
+    # fast motion (the mouth) grows, the identity stays. 1: off.
+    motion_gain: float = 1.0
+    mouth_gain: float = 1.0
 
     def __post_init__(self) -> None:
         _check(self.steps >= 1, "steps >= 1")
+        _check(0.0 <= self.motion_gain <= 4.0 and 0.0 <= self.mouth_gain <= 4.0,
+               "motion_gain and mouth_gain in [0, 4]")
         _check(0.0 <= self.hold_mouth <= 1.0, "hold_mouth in [0, 1]")
         _check(0.0 <= self.identity_hold <= 1.0, "identity_hold in [0, 1]")
         _check(self.hold_seconds > 0, "hold_seconds > 0")

@@ -32,6 +32,9 @@ _HOLD_ARGS = (
     ("--hold-history", None, None, "on: the held latents become the generator's history"),
     ("--hold-mouth", float, "M", "the identity hold's strength on the mouth, 0-1 x the rest of the face's (below 1: "
                                  "a portrait's open mouth is not pulled back in every pause)"),
+    ("--motion-gain", float, "G", "scales the fast motion (departure from the running mean over the hold's "
+                                  "time constant) before decoding, 0-4 (1: off)"),
+    ("--mouth-gain", float, "G", "the motion gain on the mouth, x the rest of the face's, 0-4"),
     ("--model-driver", None, None, "on: the model's driver face moves the portrait (off: the generator animates "
                                    "the portrait itself)"),
 )
@@ -50,7 +53,8 @@ def add_hold_args(p, lead: str = "", default: str = "the model's") -> None:
 def hold_overrides(args: argparse.Namespace) -> dict:
     """The identity hold's and the driver's SamplerConfig fields given on the command line (`add_hold_args`),
     on/off as bools."""
-    out = {k: getattr(args, k, None) for k in ("identity_hold", "hold_seconds", "hold_free_dims", "hold_mouth")}
+    out = {k: getattr(args, k, None) for k in ("identity_hold", "hold_seconds", "hold_free_dims", "hold_mouth",
+                                          "motion_gain", "mouth_gain")}
     for flag, field in (("hold_history", "hold_history"), ("model_driver", "use_driver")):
         if getattr(args, flag, None) is not None:
             out[field] = getattr(args, flag) == "on"

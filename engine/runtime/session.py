@@ -23,6 +23,7 @@ from engine.audio.resample import StreamResampler
 from engine.nn.conv import StreamState
 from engine.runtime.graphs import BlockGraph, DecodeGraph, graph_key, sample_block
 from engine.runtime.hold import IdentityHold
+from engine.runtime.magnify import MotionGain
 from engine.vae.model import RefTokens
 
 SAMPLES_PER_FRAME = SAMPLE_RATE // FPS
@@ -150,6 +151,9 @@ class Session:
             self._hold = IdentityHold(self._ref_mean, self._residual,
                                       vae.motion_basis[:free].float() if free else None)
             self._hold.configure(self.sampler)
+        c, s = self.cfg.vae.latent_channels, self.cfg.vae.latent_size
+        self._gain = MotionGain(torch.zeros((1, c, 1, s, s), device=self.device))
+        self._gain.configure(self.sampler)
         tok = dit.ref_tokens(ref_lat)
         if self._use_cfg:
             tok = torch.cat([tok, dit.ref_tokens(ref_lat, drop=torch.ones(1, dtype=torch.bool, device=self.device))])
@@ -227,6 +231,7 @@ class Session:
         self._dec_state.started = False
         if self._hold is not None:
             self._hold.reset()
+        self._gain.reset()
         self._buf, self._buf0, self._total = np.zeros(0, np.float32), 0, 0
         self._next_latent = self._frames_out = 0
         self._gen.manual_seed(self._seed)
@@ -290,6 +295,7 @@ class Session:
         if self._pending_sampler is not None:
             was_on = self.sampler.identity_hold > 0
             self.sampler, self._pending_sampler = self._pending_sampler, None
+            self._gain.configure(self.sampler)
             if self._hold is not None:
                 self._hold.configure(self.sampler)
                 if not was_on:  # switched on live: a fresh running mean, not the one from before it was off
@@ -383,6 +389,7 @@ class Session:
         vae = self.model.vae
         if self._residual:  # back from the reference residual to latents
             x0 = x0 / self._residual + self._ref_mean
+        x0 = self._gain(x0)  # the fast motion scaled (identity when motion_gain and mouth_gain are 1)
         if self._shift is not None:  # the driver's motion onto the portrait
             x0 = x0 + self._shift
         if self._graphs_on() and self._dec_state.started:

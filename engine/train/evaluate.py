@@ -31,7 +31,7 @@ from engine.train.losses import psnr, ssim
 log = logging.getLogger(__name__)
 FULL_KINDS = ("model", "generator")  # weights files with VAE + DiT + audio encoder
 DRIFT_SPAN_S = 10.0
-PORTRAIT_KEYS = ("lipsync", "silence_opening", "stability", "psnr_after_1s")  # per-portrait means (eval --portraits)
+PORTRAIT_KEYS = ("lipsync", "silence_opening", "mouth_motion", "stability", "psnr_after_1s")  # per-portrait means (eval --portraits)
 PRECISIONS = {"auto": None, "fp32": torch.float32, "bf16": torch.bfloat16}  # eval --precision -> dtype
 
 
@@ -54,6 +54,8 @@ class EvalConfig:
     hold_history: bool | None = None
     hold_mouth: float | None = None
     use_driver: bool | None = None  # the model's own driver face (DiTConfig.driver)
+    motion_gain: float | None = None
+    mouth_gain: float | None = None
     vae: bool = True  # False: generation metrics only (the VAE windows cost most of a CPU eval)
     renders: int = 1  # generation: renders per clip (seeds seed..seed+renders-1), metrics averaged: one
     # render's lip-sync score is mostly sampling noise (v0.5: 0.168 on a GPU draw, 0.062 on a CPU draw)
@@ -212,13 +214,14 @@ def vae_clip(vae, frames: np.ndarray, cfg: EvalConfig, foreign: np.ndarray | Non
 def score_pair(frames: np.ndarray, audio: np.ndarray, method: str = "auto",
                opening: np.ndarray | None = None) -> dict:
     """Lip-sync and steadiness of a talking clip: frames [F,H,W,3] uint8 with its 16 kHz audio (and its mouth
-    opening [F] if already measured) -> {"lipsync", "lag", "silence_opening", "stability"} (engine.train.lipsync)."""
+    opening [F] if already measured) -> {"lipsync", "lag", "silence_opening", "mouth_motion", "stability"}
+    (engine.train.lipsync)."""
     frames = np.asarray(frames)
     env = lipsync.speech_envelope(audio, len(frames))
     opening = lipsync.mouth_opening(frames, method) if opening is None else opening
     corr, lag = lipsync.lipsync_score(opening, env)
     return {"lipsync": corr, "lag": lag, "silence_opening": lipsync.silence_opening(opening, env),
-            "stability": lipsync.stability(frames)}
+            "mouth_motion": lipsync.mouth_motion(opening), "stability": lipsync.stability(frames)}
 
 
 def render(engine, refs: list[np.ndarray], audio: np.ndarray, seed: int = 0,
@@ -447,7 +450,8 @@ def evaluate(weights: str | Path, pack, cfg: EvalConfig, device: str = "auto", l
                                    ("steps", cfg.steps), ("anchor_first", cfg.anchor_first),
                                    ("identity_hold", cfg.identity_hold), ("hold_seconds", cfg.hold_seconds),
                                    ("hold_free_dims", cfg.hold_free_dims), ("hold_history", cfg.hold_history),
-                                   ("hold_mouth", cfg.hold_mouth), ("use_driver", cfg.use_driver))
+                                   ("hold_mouth", cfg.hold_mouth), ("use_driver", cfg.use_driver),
+                                   ("motion_gain", cfg.motion_gain), ("mouth_gain", cfg.mouth_gain))
                  if v is not None}
     if engine is not None and overrides:
         sampler = dataclasses.replace(engine.cfg.sampler, **overrides)

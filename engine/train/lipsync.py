@@ -133,6 +133,13 @@ def mouth_follow(opening: np.ndarray, real: np.ndarray) -> tuple[float | None, f
     return (float((o * r).sum() / var) if var > 1e-12 else None), _corr(o, r)
 
 
+def mouth_motion(opening: np.ndarray) -> float:
+    """How much a mouth moves: the standard deviation of its opening [F] over the clip (landmarks: in face
+    sizes), to set a render's amplitude beside the real clip's (lip sync, a correlation, ignores it)."""
+    o = np.asarray(opening, np.float64)
+    return float(o.std()) if len(o) > 1 else 0.0
+
+
 def silence_frames(envelope: np.ndarray, rel_threshold: float = 0.1) -> np.ndarray:
     """Frames [F] bool whose RMS is below `rel_threshold` x the clip's 95th-percentile RMS
     (and below -40 dBFS, so quiet speech in a quiet clip is not 'silence')."""
