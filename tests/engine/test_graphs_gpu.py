@@ -66,3 +66,15 @@ def test_graphs_match_eager_with_a_driver_face():
     assert np.abs(eager - graphed).mean() < 1.0
     plain, _ = frames("compile", "tiny")
     assert np.abs(plain - graphed).mean() > 1.0
+
+
+def test_graphs_match_eager_with_the_motion_gain():
+    """The motion gain runs eagerly on the latent before the captured decode graph: the fast path streams
+    eager's frames, and the gain does change them."""
+    gain = {"motion_gain": 2.0, "mouth_gain": 1.5}
+    eager, _ = frames("eager", "tiny", sampler=gain, driver=True)
+    graphed, session = frames("compile", "tiny", sampler=gain, driver=True)
+    assert session._decode_graph is not None and session._gain.active
+    assert np.abs(eager - graphed).mean() < 1.0
+    plain, _ = frames("compile", "tiny", driver=True)
+    assert np.abs(plain - graphed).mean() > 1.0
