@@ -80,13 +80,13 @@ def render(args: argparse.Namespace) -> None:
 
 def score(args: argparse.Namespace) -> None:
     root = Path(args.renders)
-    res: dict[str, list[tuple[float, float]]] = {v: [] for v in VARIANTS}
+    res: dict[str, list[tuple[float, float]]] = {v: [] for v in args.variants}
     real = []
     for cid, frames, audio in _clips(Pack(args.pack), args.clips, args.seconds):
         env = lipsync.speech_envelope(audio, len(frames))
         o = lipsync.mouth_opening(frames, "landmarks")
         real.append((lipsync.lipsync_score(o, env)[0], lipsync.mouth_motion(o)))
-        for v in VARIANTS:
+        for v in args.variants:
             for f in sorted((root / v).glob(_name(cid).removesuffix(".mp4") + "*.mp4")):
                 o = lipsync.mouth_opening(media.read_video(f)[0][: len(frames)], "landmarks")
                 res[v].append((lipsync.lipsync_score(o, env)[0], lipsync.mouth_motion(o)))
@@ -109,6 +109,7 @@ def main() -> None:
     ap.add_argument("--per-clip", type=int, default=6, help="render: photos per clip")
     ap.add_argument("--seconds", type=float, default=8.0)
     ap.add_argument("--device", default="cuda")
+    ap.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS), help="score: these only")
     args = ap.parse_args()
     render(args) if args.mode == "render" else score(args)
 

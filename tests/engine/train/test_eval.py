@@ -192,6 +192,8 @@ def test_silence_opening_and_stability_separate_closed_from_babbling():
     babble = score_pair(synth.talking_frames(synth.speech(4.0, seed=5), 25), audio, method="proxy")
     assert closed["silence_opening"] < 0.3 < babble["silence_opening"]
     assert 0 < closed["stability"] < 0.05
+    still = score_pair(np.repeat(synth.talking_frames(audio, 25)[:1], 100, 0), audio, method="proxy")
+    assert still["mouth_motion"] == 0 < closed["mouth_motion"]  # the opening's std: a frozen mouth does not move
 
 
 def test_reference_frames_come_from_outside_the_window():
@@ -330,10 +332,10 @@ def test_identity_hold_flags_reach_the_evaluated_sampler(pack, weights, tmp_path
     one-line error."""
     assert _eval(pack, weights / "model.safetensors", tmp_path / "h.json", "--max-clips", "1", "--seconds", "1.2",
                  "--generation-only", "--identity-hold", "0.5", "--hold-seconds", "3", "--hold-history", "on",
-                 "--hold-mouth", "0.25") == 0
+                 "--hold-mouth", "0.25", "--motion-gain", "1.5", "--mouth-gain", "2") == 0
     sampler = json.loads((tmp_path / "h.json").read_text())["config"]["sampler"]
     assert (sampler["identity_hold"], sampler["hold_seconds"], sampler["hold_history"]) == (0.5, 3.0, True)
-    assert sampler["hold_mouth"] == 0.25
+    assert (sampler["hold_mouth"], sampler["motion_gain"], sampler["mouth_gain"]) == (0.25, 1.5, 2.0)
     assert _eval(pack, weights / "model.safetensors", tmp_path / "x.json", "--generation-only",
                  "--identity-hold", "2") == 2
     assert "identity_hold in [0, 1]" in capsys.readouterr().err
@@ -419,7 +421,9 @@ def test_portraits_drive_unseen_faces_with_the_clips_speech(pack, weights, tmp_p
     ann = [d for r in rows for d in r["draws"] if d["portrait"] == "ann"]
     assert faces["ann"]["renders"] == len(ann) == 2
     assert faces["ann"]["lipsync"] == pytest.approx(np.mean([d["lipsync"] for d in ann]))
+    assert faces["ann"]["mouth_motion"] == pytest.approx(np.mean([d["mouth_motion"] for d in ann]))
     out = capsys.readouterr().out
+    assert "| mouth motion (std of the opening) |" in out
     assert rows[0]["still_psnr_after_1s"] is None and "PSNR to the portrait" in out and "| ann | 2 |" in out
     held = {n: model_view(M.read_image(p), 32) for n, p in zip(("ann", "ben"), paths)}
     for f in files:  # every render replaced by its portrait held still: the likeness to it is perfect
