@@ -23,7 +23,8 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     add_hold_args(g)
 
 
-# the identity hold's and the model driver's sampler options (SamplerConfig): flag, type, metavar, what it sets
+# the identity hold's, the motion gain's and the model driver's sampler options (SamplerConfig): flag, type, metavar,
+# what it sets
 _HOLD_ARGS = (
     ("--identity-hold", float, "B", "identity hold 0-1: how strongly the slow drift of the face is pulled back to "
                                     "the portrait (0: off)"),
@@ -51,8 +52,8 @@ def add_hold_args(p, lead: str = "", default: str = "the model's") -> None:
 
 
 def hold_overrides(args: argparse.Namespace) -> dict:
-    """The identity hold's and the driver's SamplerConfig fields given on the command line (`add_hold_args`),
-    on/off as bools."""
+    """The identity hold's, the motion gain's and the driver's SamplerConfig fields given on the command line
+    (`add_hold_args`), on/off as bools."""
     out = {k: getattr(args, k, None) for k in ("identity_hold", "hold_seconds", "hold_free_dims", "hold_mouth",
                                           "motion_gain", "mouth_gain")}
     for flag, field in (("hold_history", "hold_history"), ("model_driver", "use_driver")):

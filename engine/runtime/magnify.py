@@ -38,12 +38,13 @@ class MotionGain:
         self.weight.zero_()
 
     def __call__(self, z: torch.Tensor) -> torch.Tensor:
-        """z [1,C,bf,h,w] latents -> the same with the fast motion scaled; advances the mean (also when off,
-        so switching it on mid-stream starts from a settled mean)."""
+        """z [1,C,bf,h,w] latents -> the same with the fast motion scaled (z itself when off); advances the mean."""
+        if not self.active:
+            return z
         out = []
         for i in range(z.shape[2]):
             zi = z[:, :, i : i + 1].float()
             self.acc.lerp_(zi, self.k)
             self.weight.lerp_(torch.ones_like(self.weight), self.k)
-            out.append(zi + self.map * (zi - self.acc / self.weight) if self.active else zi)
+            out.append(zi + self.map * (zi - self.acc / self.weight))
         return torch.cat(out, dim=2).to(z.dtype)

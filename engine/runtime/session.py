@@ -295,7 +295,6 @@ class Session:
         if self._pending_sampler is not None:
             was_on = self.sampler.identity_hold > 0
             self.sampler, self._pending_sampler = self._pending_sampler, None
-            self._gain.configure(self.sampler)
             if self._hold is not None:
                 self._hold.configure(self.sampler)
                 if not was_on:  # switched on live: a fresh running mean, not the one from before it was off
