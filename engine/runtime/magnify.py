@@ -7,7 +7,9 @@ from the portrait the way scaling the whole latent would. Why: round 13 measured
 keeps about 0.4 of the real mouth's amplitude, and the generated mouths open too little. The gain is per
 latent cell: `mouth_gain` multiplies it on the mouth's cells (MOUTH_BOX widened by HOLD_MOUTH_MARGIN).
 
-Runs eagerly on the decode path (outside the captured graphs), on a [1,C,bf,h,w] latent: a few small ops."""
+Runs eagerly on the decode path (outside the captured graphs), on a [1,C,bf,h,w] latent: a few small ops.
+Measured in session 15 (docs/TRAINING.md round 15): the mouth moves ~1.8x as much at gain 3, lip sync barely
+changes, and the frames show stronger artefacts rather than a wider mouth, so the shipped model keeps it off."""
 from __future__ import annotations
 
 import math
@@ -23,7 +25,7 @@ class MotionGain:
         self.acc = torch.zeros_like(like, dtype=torch.float32)  # running mean (EMA from zero) and its weight
         self.weight = torch.zeros((), device=like.device)
         self.k = 0.0  # EMA weight of one latent frame
-        self.map = torch.ones_like(self.acc[:, :1])  # [1,1,1,h,w] gain - 1 per latent cell
+        self.map = torch.zeros_like(self.acc[:, :1])  # [1,1,1,h,w] gain - 1 per latent cell
         self.active = False
 
     def configure(self, sp: SamplerConfig) -> None:

@@ -31,7 +31,8 @@ from engine.train.losses import psnr, ssim
 log = logging.getLogger(__name__)
 FULL_KINDS = ("model", "generator")  # weights files with VAE + DiT + audio encoder
 DRIFT_SPAN_S = 10.0
-PORTRAIT_KEYS = ("lipsync", "silence_opening", "mouth_motion", "stability", "psnr_after_1s")  # per-portrait means (eval --portraits)
+# per-portrait means (eval --portraits)
+PORTRAIT_KEYS = ("lipsync", "silence_opening", "mouth_motion", "stability", "psnr_after_1s")
 PRECISIONS = {"auto": None, "fp32": torch.float32, "bf16": torch.bfloat16}  # eval --precision -> dtype
 
 
