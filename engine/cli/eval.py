@@ -151,10 +151,11 @@ def _vae_lines(vae: dict, counts: list[int]) -> list[str]:
 
 def _portrait_lines(faces: dict) -> list[str]:
     rows = sorted(faces.items(), key=lambda kv: -(kv[1]["lipsync"] if kv[1]["lipsync"] is not None else -9))
-    return ["", "| portrait | renders | lip sync | mouth in silence / speech | mouth motion | PSNR to it after 1 s "
-                "(dB) |", "|---|---|---|---|---|---|"] + [
+    return ["", "| portrait | renders | lip sync | mouth in silence / speech | in pauses / speech | mouth motion | "
+                "PSNR to it after 1 s (dB) |", "|---|---|---|---|---|---|---|"] + [
         f"| {name} | {m['renders']} | {_f(m['lipsync'])} | {_f(m['silence_opening'], '.2f')} | "
-        f"{_f(m.get('mouth_motion'), '.4f')} | {_f(m['psnr_after_1s'], '.2f')} |" for name, m in rows]
+        f"{_f(m.get('pause_opening'), '.2f')} | {_f(m.get('mouth_motion'), '.4f')} | {_f(m['psnr_after_1s'], '.2f')} |"
+        for name, m in rows]
 
 
 def _driven_by(config: dict) -> str:
@@ -186,6 +187,8 @@ def markdown(report: dict) -> str:
                   f"| lip-sync generated / real | {_f(m.get('lipsync_ratio_of_means'), '.0%')} | |",
                   f"| mouth opening in silence (÷ speech) | {_f(m['gen_silence_opening'])} | "
                   f"{_f(m['real_silence_opening'])} |",
+                  f"| mouth opening in pauses of 320 ms or more (÷ speech) | {_f(m.get('gen_pause_opening'))} | "
+                  f"{_f(m.get('real_pause_opening'))} |",
                   f"| mouth motion (std of the opening) | {_f(m.get('gen_mouth_motion'), '.4f')} | "
                   f"{_f(m.get('real_mouth_motion'), '.4f')} |",
                   f"| frame-to-frame change (stability) | {_f(m['gen_stability'], '.4f')} | "

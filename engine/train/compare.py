@@ -8,7 +8,8 @@ from __future__ import annotations
 import math
 
 # measured on the mouth opening (the report's "mouth_opening_method")
-MOUTH_KEYS = ("gen_lipsync", "gen_silence_opening", "gen_mouth_motion", "vae_lipsync", "vae_mouth_gain")
+MOUTH_KEYS = ("gen_lipsync", "gen_silence_opening", "gen_pause_opening", "gen_mouth_motion", "vae_lipsync",
+              "vae_mouth_gain")
 
 # (report part, per-clip key, label, +1 if higher is better / -1 if lower is better / 0 if neither)
 METRICS = (
@@ -18,6 +19,7 @@ METRICS = (
     ("generation", "gen_lipsync", "lip-sync score", 1),
     ("generation", "gen_psnr_after_1s", "PSNR to the real clip after 1 s (dB)", 1),
     ("generation", "gen_silence_opening", "mouth opening in silence / speech", -1),
+    ("generation", "gen_pause_opening", "mouth opening in pauses / speech", -1),
     ("generation", "gen_mouth_motion", "mouth motion (std of the opening)", 0),
     ("generation", "gen_stability", "frame-to-frame change", 0),
     ("ceiling", "vae_lipsync", "lip-sync ceiling (the real clip through the VAE)", 1),

@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 FULL_KINDS = ("model", "generator")  # weights files with VAE + DiT + audio encoder
 DRIFT_SPAN_S = 10.0
 # per-portrait means (eval --portraits)
-PORTRAIT_KEYS = ("lipsync", "silence_opening", "mouth_motion", "stability", "psnr_after_1s")
+PORTRAIT_KEYS = ("lipsync", "silence_opening", "pause_opening", "mouth_motion", "stability", "psnr_after_1s")
 PRECISIONS = {"auto": None, "fp32": torch.float32, "bf16": torch.bfloat16}  # eval --precision -> dtype
 
 
@@ -215,14 +215,15 @@ def vae_clip(vae, frames: np.ndarray, cfg: EvalConfig, foreign: np.ndarray | Non
 def score_pair(frames: np.ndarray, audio: np.ndarray, method: str = "auto",
                opening: np.ndarray | None = None) -> dict:
     """Lip-sync and steadiness of a talking clip: frames [F,H,W,3] uint8 with its 16 kHz audio (and its mouth
-    opening [F] if already measured) -> {"lipsync", "lag", "silence_opening", "mouth_motion", "stability"}
-    (engine.train.lipsync)."""
+    opening [F] if already measured) -> {"lipsync", "lag", "silence_opening", "pause_opening", "mouth_motion",
+    "stability"} (engine.train.lipsync)."""
     frames = np.asarray(frames)
     env = lipsync.speech_envelope(audio, len(frames))
     opening = lipsync.mouth_opening(frames, method) if opening is None else opening
     corr, lag = lipsync.lipsync_score(opening, env)
     return {"lipsync": corr, "lag": lag, "silence_opening": lipsync.silence_opening(opening, env),
-            "mouth_motion": lipsync.mouth_motion(opening), "stability": lipsync.stability(frames)}
+            "pause_opening": lipsync.pause_opening(opening, env), "mouth_motion": lipsync.mouth_motion(opening),
+            "stability": lipsync.stability(frames)}
 
 
 def render(engine, refs: list[np.ndarray], audio: np.ndarray, seed: int = 0,

@@ -163,6 +163,32 @@ def silence_opening(opening: np.ndarray, envelope: np.ndarray, rel_threshold: fl
     return float(o[s].mean() / o[~s].mean())
 
 
+PAUSE_FRAMES = 8  # a pause: at least this many silent frames in a row (320 ms at 25 fps)
+PAUSE_MARGIN = (3, 2)  # frames left out after speech stops (the mouth closing) and before it starts (opening)
+
+
+def pause_opening(opening: np.ndarray, envelope: np.ndarray, rel_threshold: float = 0.1) -> float:
+    """Mean mouth opening inside pauses divided by the mean in speech frames: does the mouth close when the speaker
+    stops? Unlike `silence_opening`, short gaps between syllables (where real mouths stay half open) do not count:
+    only runs of >= PAUSE_FRAMES silent frames, less PAUSE_MARGIN at their ends. Near 0: closed in pauses; around 1:
+    as open as in speech. NaN when the clip has no such pause or no measurable opening in speech."""
+    o = np.asarray(opening, np.float64)
+    s = silence_frames(envelope, rel_threshold)[:len(o)]
+    o = o[:len(s)]
+    inner = np.zeros(len(s), bool)
+    start = None
+    for i, v in enumerate(list(s) + [False]):
+        if v and start is None:
+            start = i
+        elif not v and start is not None:
+            if i - start >= PAUSE_FRAMES:
+                inner[start + PAUSE_MARGIN[0] : i - PAUSE_MARGIN[1]] = True
+            start = None
+    if not inner.any() or s.all() or o[~s].mean() < MIN_OPENING:
+        return float("nan")
+    return float(o[inner].mean() / o[~s].mean())
+
+
 def stability(frames: np.ndarray) -> float:
     """Mean absolute difference of consecutive frames [F,H,W,3] in [0, 1] (lower is steadier;
     jitter and flicker raise it; real talking clips at 256² measured 0.002-0.01)."""

@@ -191,6 +191,7 @@ def test_silence_opening_and_stability_separate_closed_from_babbling():
     closed = score_pair(synth.talking_frames(audio, 25), audio, method="proxy")
     babble = score_pair(synth.talking_frames(synth.speech(4.0, seed=5), 25), audio, method="proxy")
     assert closed["silence_opening"] < 0.3 < babble["silence_opening"]
+    assert closed["pause_opening"] < 0.3 < babble["pause_opening"]  # the 1.5 s pause, its edges left out
     assert 0 < closed["stability"] < 0.05
     still = score_pair(np.repeat(synth.talking_frames(audio, 25)[:1], 100, 0), audio, method="proxy")
     assert still["mouth_motion"] == 0 < closed["mouth_motion"]  # the opening's std: a frozen mouth does not move
@@ -423,7 +424,7 @@ def test_portraits_drive_unseen_faces_with_the_clips_speech(pack, weights, tmp_p
     assert faces["ann"]["lipsync"] == pytest.approx(np.mean([d["lipsync"] for d in ann]))
     assert faces["ann"]["mouth_motion"] == pytest.approx(np.mean([d["mouth_motion"] for d in ann]))
     out = capsys.readouterr().out
-    assert "| mouth motion (std of the opening) |" in out
+    assert "| mouth motion (std of the opening) |" in out and "| mouth opening in pauses of 320 ms" in out
     assert rows[0]["still_psnr_after_1s"] is None and "PSNR to the portrait" in out and "| ann | 2 |" in out
     held = {n: model_view(M.read_image(p), 32) for n, p in zip(("ann", "ben"), paths)}
     for f in files:  # every render replaced by its portrait held still: the likeness to it is perfect

@@ -61,6 +61,25 @@ def test_silence_opening_separates_closed_mouth_from_babbling(clip):
     assert np.isnan(L.silence_opening(no_opening, env))  # not a ratio over ~0
 
 
+def test_pause_opening_counts_only_real_pauses_less_their_edges():
+    """Only silent runs of >= PAUSE_FRAMES count, less PAUSE_MARGIN frames at their ends (the mouth closing and
+    opening), so a mouth that shuts in a pause scores 0 even if it closes late, and syllable gaps do not count."""
+    env = np.full(60, 0.5)
+    env[20:40] = 0.0  # a 20-frame pause
+    env[50:53] = 0.0  # a 3-frame gap between syllables: not a pause
+    speech = env > 0
+    closing = np.where(speech, 0.04, 0.0)
+    closing[20:20 + L.PAUSE_MARGIN[0]] = 0.04  # still closing over the pause's first frames
+    closing[40 - L.PAUSE_MARGIN[1]:40] = 0.04  # opening before the speech resumes
+    closing[50:53] = 0.04  # half open in the syllable gap
+    assert L.pause_opening(closing, env) == 0.0
+    assert L.pause_opening(np.full(60, 0.04), env) == pytest.approx(1.0)  # as open as in speech
+    short = env.copy()
+    short[20:40] = 0.5
+    assert np.isnan(L.pause_opening(closing, short))  # no pause of PAUSE_FRAMES or more
+    assert np.isnan(L.pause_opening(np.where(speech, 0.0, 0.04), env))  # no opening in speech: not a ratio over 0
+
+
 def test_stability_zero_for_still_and_grows_with_jitter(clip):
     frames, _ = clip
     still = np.repeat(frames[:1], 10, axis=0)
