@@ -15,7 +15,6 @@ Variants (one MP4 each per clip and photo, photo k of clip i = photos[(i + k) % 
     PYTHONPATH=. python tools/transfer_ceiling.py score --pack VALPACK --renders DIR   # face landmarks (mediapipe)
 """
 import argparse
-import re
 from pathlib import Path
 
 import numpy as np
@@ -25,14 +24,14 @@ from engine.config import FPS, HOLD_MOUTH_MARGIN, SAMPLE_RATE, mouth_slices
 from engine.io import media
 from engine.runtime.session import prepare_references
 from engine.train import lipsync
-from engine.train.evaluate import EvalConfig, _to_video, clip_span, load_for_eval, select_clips
+from engine.train.evaluate import EvalConfig, _to_video, clip_span, file_id, load_for_eval, select_clips
 from engine.train.pack import Pack
 
 VARIANTS = ("own", "shift", "shift_refs", "shift_mouth")
 
 
 def _name(clip_id: str, photo: str = "") -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", clip_id) + (f"@{photo}" if photo else "") + ".mp4"
+    return file_id(clip_id) + (f"@{photo}" if photo else "") + ".mp4"
 
 
 def _clips(pack: Pack, n: int, seconds: float):

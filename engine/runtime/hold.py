@@ -18,6 +18,48 @@ import torch
 from engine.config import FPS, HOLD_MOUTH_MARGIN, TEMPORAL_DOWN, SamplerConfig, mouth_slices
 
 
+class RunningMean:
+    """A bias-corrected exponential running mean of latent frames over ~seconds, as device state updated in place
+    (a captured CUDA graph replays it; a live change of the time constant needs no re-capture)."""
+
+    def __init__(self, like: torch.Tensor):
+        """like: a [1,C,1,h,w] latent of the session's shape and device."""
+        self.acc = torch.zeros_like(like, dtype=torch.float32)  # EMA from zero ...
+        self.weight = torch.zeros((), device=like.device)  # ... and its total weight
+        self.k = torch.zeros((), device=like.device)  # EMA weight of one latent frame
+
+    def configure(self, seconds: float) -> None:
+        self.k.fill_(1.0 - math.exp(-TEMPORAL_DOWN / FPS / seconds))
+
+    def reset(self) -> None:
+        self.acc.zero_()
+        self.weight.zero_()
+
+    def update(self, z: torch.Tensor) -> torch.Tensor:
+        """Take one latent frame z [1,C,1,h,w] (float32) in -> the mean, itself included."""
+        self.acc.lerp_(z, self.k)
+        self.weight.lerp_(torch.ones_like(self.weight), self.k)
+        return self.acc / self.weight
+
+    @contextmanager
+    def preserved(self) -> Iterator[None]:
+        """Put the mean back afterwards (a graph capture's warm-up run must not advance it)."""
+        saved = self.acc.clone(), self.weight.clone()
+        try:
+            yield
+        finally:
+            self.acc.copy_(saved[0])
+            self.weight.copy_(saved[1])
+
+
+def fill_cells(cells: torch.Tensor, rest: float, mouth: float) -> None:
+    """A per-latent-cell map [1,1,1,h,w] in place: `mouth` on the mouth's cells (MOUTH_BOX widened by
+    HOLD_MOUTH_MARGIN), `rest` elsewhere."""
+    rows, cols = mouth_slices(*cells.shape[-2:], HOLD_MOUTH_MARGIN)
+    cells.fill_(rest)
+    cells[..., rows, cols] = mouth
+
+
 class IdentityHold:
     def __init__(self, ref_mean: torch.Tensor, residual: float = 0.0, free: torch.Tensor | None = None):
         """ref_mean [1,C,1,h,w] scaled latents; residual: the model's ref_residual scale (its flow makes
@@ -25,31 +67,20 @@ class IdentityHold:
         self.ref = ref_mean.float()
         self.residual = residual
         self.free = free
-        self.acc = torch.zeros_like(self.ref)  # running mean (EMA from zero) and its total weight
-        self.weight = torch.zeros((), device=self.ref.device)
-        self.k = torch.zeros((), device=self.ref.device)  # EMA weight of one latent frame
+        self.mean = RunningMean(self.ref)  # of the generated latents
         self.gain = torch.zeros_like(self.ref[:, :1])  # [1,1,1,h,w] the pull's strength per latent cell
 
     def configure(self, sp: SamplerConfig) -> None:
         """Strength and time constant, outside graph replays (a live change needs no re-capture)."""
-        self.k.fill_(1.0 - math.exp(-TEMPORAL_DOWN / FPS / sp.hold_seconds))
-        rows, cols = mouth_slices(*self.gain.shape[-2:], HOLD_MOUTH_MARGIN)
-        self.gain.fill_(sp.identity_hold)
-        self.gain[..., rows, cols] = sp.identity_hold * sp.hold_mouth
+        self.mean.configure(sp.hold_seconds)
+        fill_cells(self.gain, sp.identity_hold, sp.identity_hold * sp.hold_mouth)
 
     def reset(self) -> None:
-        self.acc.zero_()
-        self.weight.zero_()
+        self.mean.reset()
 
-    @contextmanager
-    def preserved(self) -> Iterator[None]:
+    def preserved(self):
         """Put the running mean back afterwards (a graph capture's warm-up run must not advance it)."""
-        saved = self.acc.clone(), self.weight.clone()
-        try:
-            yield
-        finally:
-            self.acc.copy_(saved[0])
-            self.weight.copy_(saved[1])
+        return self.mean.preserved()
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """x [1,C,bf,h,w], the flow's output -> the held output, same space and dtype; advances the mean."""
@@ -59,9 +90,7 @@ class IdentityHold:
         out = []
         for i in range(z.shape[2]):
             zi = z[:, :, i : i + 1]
-            self.acc.lerp_(zi, self.k)
-            self.weight.lerp_(torch.ones_like(self.weight), self.k)
-            pull = self.ref - self.acc / self.weight  # [1,C,1,h,w]
+            pull = self.ref - self.mean.update(zi)  # [1,C,1,h,w]
             if self.free is not None:  # minus its part along the free motion directions
                 flat = pull.reshape(1, -1)  # [1, C*h*w]
                 pull = (flat - (flat @ self.free.T) @ self.free).reshape(pull.shape)

@@ -12,32 +12,26 @@ Measured in session 15 (docs/TRAINING.md round 15): the mouth moves ~1.8x as muc
 changes, and the frames show stronger artefacts rather than a wider mouth, so the shipped model keeps it off."""
 from __future__ import annotations
 
-import math
-
 import torch
 
-from engine.config import FPS, HOLD_MOUTH_MARGIN, TEMPORAL_DOWN, SamplerConfig, mouth_slices
+from engine.config import SamplerConfig
+from engine.runtime.hold import RunningMean, fill_cells
 
 
 class MotionGain:
     def __init__(self, like: torch.Tensor):
         """like: a [1,C,1,h,w] latent of the session's shape and device."""
-        self.acc = torch.zeros_like(like, dtype=torch.float32)  # running mean (EMA from zero) and its weight
-        self.weight = torch.zeros((), device=like.device)
-        self.k = 0.0  # EMA weight of one latent frame
-        self.map = torch.zeros_like(self.acc[:, :1])  # [1,1,1,h,w] gain - 1 per latent cell
+        self.mean = RunningMean(like)  # of the latents to be decoded
+        self.map = torch.zeros_like(self.mean.acc[:, :1])  # [1,1,1,h,w] gain - 1 per latent cell
         self.active = False
 
     def configure(self, sp: SamplerConfig) -> None:
-        self.k = 1.0 - math.exp(-TEMPORAL_DOWN / FPS / sp.hold_seconds)
-        rows, cols = mouth_slices(*self.map.shape[-2:], HOLD_MOUTH_MARGIN)
-        self.map.fill_(sp.motion_gain - 1.0)
-        self.map[..., rows, cols] = sp.motion_gain * sp.mouth_gain - 1.0
+        self.mean.configure(sp.hold_seconds)
+        fill_cells(self.map, sp.motion_gain - 1.0, sp.motion_gain * sp.mouth_gain - 1.0)
         self.active = sp.motion_gain != 1.0 or sp.mouth_gain != 1.0
 
     def reset(self) -> None:
-        self.acc.zero_()
-        self.weight.zero_()
+        self.mean.reset()
 
     def __call__(self, z: torch.Tensor) -> torch.Tensor:
         """z [1,C,bf,h,w] latents -> the same with the fast motion scaled (z itself when off); advances the mean."""
@@ -46,7 +40,5 @@ class MotionGain:
         out = []
         for i in range(z.shape[2]):
             zi = z[:, :, i : i + 1].float()
-            self.acc.lerp_(zi, self.k)
-            self.weight.lerp_(torch.ones_like(self.weight), self.k)
-            out.append(zi + self.map * (zi - self.acc / self.weight))
+            out.append(zi + self.map * (zi - self.mean.update(zi)))
         return torch.cat(out, dim=2).to(z.dtype)

@@ -24,7 +24,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from engine.config import FPS, SAMPLE_RATE
+from engine.config import FPS, SAMPLE_RATE, SamplerConfig
 from engine.train import lipsync
 from engine.train.losses import psnr, ssim
 
@@ -254,9 +254,14 @@ def still_likeness(real: np.ndarray) -> float | None:
     return likeness(np.repeat(real[:1], len(real), axis=0), real)["psnr_after_1s"]
 
 
+def file_id(text: str) -> str:
+    """A clip or render id as a portable file name part (anything but letters, digits, '.', '_', '-' -> '_')."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text)
+
+
 def render_path(cfg: EvalConfig, clip_id: str, seed: int | None) -> Path:
     """Where a generation render of `clip_id` with `seed` (None: the VAE round trip) is saved / read."""
-    name = re.sub(r"[^A-Za-z0-9._-]+", "_", clip_id)
+    name = file_id(clip_id)
     return Path(cfg.renders_dir) / f"{name}_{'vae' if seed is None else f'seed{seed}'}.mp4"
 
 
@@ -448,13 +453,11 @@ def evaluate(weights: str | Path, pack, cfg: EvalConfig, device: str = "auto", l
     portrait's stead (Session's driver; cfg.driver_own: each clip's own first frame)."""
     say = progress or log.info
     kind, vae, engine = load_for_eval(weights, device, cfg.precision)
-    overrides = {k: v for k, v in (("history_noise", cfg.history_noise), ("cfg", cfg.guidance),
-                                   ("steps", cfg.steps), ("anchor_first", cfg.anchor_first),
-                                   ("identity_hold", cfg.identity_hold), ("hold_seconds", cfg.hold_seconds),
-                                   ("hold_free_dims", cfg.hold_free_dims), ("hold_history", cfg.hold_history),
-                                   ("hold_mouth", cfg.hold_mouth), ("use_driver", cfg.use_driver),
-                                   ("motion_gain", cfg.motion_gain), ("mouth_gain", cfg.mouth_gain))
-                 if v is not None}
+    # the SamplerConfig fields EvalConfig carries under the same name, and the guidance scale (SamplerConfig.cfg)
+    named = {f.name for f in dataclasses.fields(SamplerConfig)} & {f.name for f in dataclasses.fields(EvalConfig)}
+    overrides = {k: v for k, v in ((k, getattr(cfg, k)) for k in (*sorted(named), "guidance")) if v is not None}
+    if "guidance" in overrides:
+        overrides["cfg"] = overrides.pop("guidance")
     if engine is not None and overrides:
         sampler = dataclasses.replace(engine.cfg.sampler, **overrides)
         engine.model.cfg = engine.cfg = dataclasses.replace(engine.cfg, sampler=sampler)

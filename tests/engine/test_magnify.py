@@ -26,7 +26,7 @@ def test_a_still_face_stays_and_a_change_grows_by_the_gain():
     gain.configure(SamplerConfig(motion_gain=2.0, mouth_gain=1.5))
     for _ in range(5):
         torch.testing.assert_close(gain(still), still)
-    acc, w, k = gain.acc.clone(), float(gain.weight), gain.k
+    acc, w, k = gain.mean.acc.clone(), float(gain.mean.weight), float(gain.mean.k)
     new_mean = (acc + k * (jump - acc)) / (w + k * (1 - w))  # the (bias-corrected) mean takes the new latent in
     out = gain(jump)
     mouth = _mouth(8)
