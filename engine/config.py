@@ -229,10 +229,15 @@ class RuntimeConfig:
     playout_ms: float | None = None  # initial D; None: block + audio look-ahead + playout_margin_ms
     playout_margin_ms: float = 30.0  # compute allowance in the automatic D
     playout_max_ms: float = 2000.0  # D never grows past this (a stalled engine)
+    # Live only: when the mic is more than this ahead of the audio the next block needs (an engine slower than
+    # real time, e.g. on a CPU), the oldest audio is skipped, counted as dropped frames: the picture follows the
+    # voice of now instead of falling further behind, and Stop waits for one block, not a backlog.
+    backlog_max_ms: float = 500.0
 
     def __post_init__(self) -> None:
         _check(self.queue_frames >= 1 and self.ring_seconds >= 1, "bad runtime sizes")
         _check(self.playout_margin_ms >= 0 and self.playout_max_ms > 0, "bad playout margin or cap")
+        _check(self.backlog_max_ms > 0, "backlog_max_ms must be > 0")
         _check(self.playout_ms is None or 0 <= self.playout_ms <= self.playout_max_ms,
                "playout_ms must be in [0, playout_max_ms]")
 

@@ -9,7 +9,9 @@ copies. Each frame is shown at the push time of its audio + a playout delay D, s
 D (playout.py). The engine thread is the only caller of the session (set_sampler included, at block
 boundaries). Each sink has its own output thread so a slow file encoder cannot stall the virtual
 camera. The runner owns the session's audio from sample 0: push nothing into the session directly
-while a runner drives it.
+while a runner drives it. The session gets one block's audio at a time; when the engine is slower than
+real time (a CPU, a small GPU) and more than `RuntimeConfig.backlog_max_ms` of audio waits, the oldest is
+skipped (counted as dropped frames), so latency stays bounded and Stop waits for one block, not a backlog.
 
 Offline (`realtime=False`, files and benchmarks) the runner is lossless instead: frames go out as fast
 as they are made, a full sink queue makes the engine wait, and `push_audio` waits for ring space, so
@@ -27,7 +29,7 @@ import numpy as np
 from engine.config import SAMPLE_RATE, RuntimeConfig
 from engine.audio.resample import StreamResampler
 from engine.runtime.playout import Channel, FrameQueue, Item, PlayoutDelay, initial_delay
-from engine.runtime.ringbuffer import AudioRing, PushLog, RingUnderflow, frame_to_sample
+from engine.runtime.ringbuffer import SAMPLES_PER_FRAME, AudioRing, PushLog, RingUnderflow, frame_to_sample
 from engine.runtime.sinks import CallbackSink, FileSink, FrameSink, NullSink
 from engine.runtime.timing import StageTimes, Stats, percentile_ms
 
@@ -70,7 +72,8 @@ class Runner:
         self._eof = threading.Event()
         self._threads: list[threading.Thread] = []
         self._error: BaseException | None = None
-        self._cursor = 0  # samples handed to the session so far
+        self._cursor = 0  # mic samples handed to the session or skipped so far
+        self._skipped = 0  # mic samples skipped to stay live (_catch_up): session sample = mic sample - this
         self._engine_frames = 0
         self._engine_busy = 0.0  # seconds inside step()/flush()
         self._sinks_closed = False
@@ -243,23 +246,40 @@ class Runner:
     def _engine_loop(self) -> None:
         while not self._stop.is_set():
             self._apply_sampler()
-            need = int(self.session.samples_needed)
+            need = int(self.session.samples_needed) + self._skipped  # mic samples the next block needs
             t0 = time.perf_counter()
             while not (self.ring.written >= need or self._eof.is_set() or self._stop.is_set()):
                 self.ring.wait_for(need, 0.05)
             if self._stop.is_set():
                 return
             self.times.add("audio_wait", time.perf_counter() - t0)
-            self._feed()
+            if self.realtime:  # one block's audio at a time: the rest waits in the ring, where it can be skipped
+                need = self._catch_up(need)
+            self._feed(need if self.realtime and self.ring.written >= need else self.ring.written)
             if self._cursor >= need:
                 self._run(self.session.step)
             elif self._eof.is_set():
                 self._run(self.session.flush)
                 return
 
-    def _feed(self) -> None:
-        """Hand every sample written so far to the session."""
-        end = self.ring.written
+    def _catch_up(self, need: int) -> int:
+        """Live, the engine slower than the mic: when more than `backlog_max_ms` of audio is waiting beyond what
+        the next block needs, skip the oldest of it (whole video frames, counted as dropped) so the next block
+        animates the newest audio -> the new `need`. The session's timeline runs on without a gap; its samples
+        are the mic's minus `_skipped` from here on (the block at the seam hears a splice)."""
+        surplus = self.ring.written - need
+        if surplus <= self.cfg.backlog_max_ms * SAMPLE_RATE / 1000:
+            return need
+        skip = surplus // SAMPLES_PER_FRAME * SAMPLES_PER_FRAME
+        if not self._skipped:
+            log.warning("the engine is slower than real time on %s: skipping old audio to stay live",
+                        self.device_name)
+        self._skipped += skip
+        self._cursor += skip
+        return need + skip
+
+    def _feed(self, end: int) -> None:
+        """Hand the mic's samples up to `end` (absolute) to the session."""
         if end <= self._cursor:
             return
         try:
@@ -283,7 +303,7 @@ class Runner:
         self._engine_frames += len(frames)
         self.times.add_all(dict(getattr(self.session, "timings", {}) or {}))
         for frame in frames:
-            item = Item(frame, self.push_log.time_of(frame_to_sample(frame.index)),
+            item = Item(frame, self.push_log.time_of(frame_to_sample(frame.index) + self._skipped),
                         time.perf_counter(), self.clock())
             for ch in self._channels:
                 ch.queue.put(item, block=not self.realtime)
@@ -335,7 +355,7 @@ class Runner:
             fps=p.rate.rate(now) if p else 0.0,
             latency_p50_ms=percentile_ms(lat, 50), latency_p95_ms=percentile_ms(lat, 95),
             frames_out=p.frames_out if p else 0,
-            dropped=sum(ch.queue.dropped + ch.dropped for ch in self._channels),
+            dropped=sum(ch.queue.dropped + ch.dropped for ch in self._channels) + self._skipped // SAMPLES_PER_FRAME,
             held=sum(ch.held for ch in self._channels),
             late=sum(ch.playout.late for ch in self._channels if ch.playout is not None),
             playout_ms=1000.0 * p.playout.delay if p is not None and p.playout is not None else 0.0,

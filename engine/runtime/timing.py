@@ -112,15 +112,17 @@ class StageTimes:
 
 
 class RateMeter:
-    """Events per second over a sliding time window, driven by an injectable clock."""
+    """Events per second over a sliding time window up to now, driven by an injectable clock."""
 
     def __init__(self, window_s: float = 2.0, max_events: int = 256) -> None:
         self.window_s = window_s
         self._t: deque[float] = deque(maxlen=max_events)  # bounded even when frames come unpaced
+        self._first: float | None = None  # the first event ever
         self._lock = threading.Lock()
 
     def tick(self, now: float) -> None:
         with self._lock:
+            self._first = now if self._first is None else self._first
             self._t.append(now)
             while self._t and now - self._t[0] > self.window_s:
                 self._t.popleft()
@@ -131,5 +133,8 @@ class RateMeter:
                 self._t.popleft()
             if len(self._t) < 2:
                 return 0.0
-            span = max(self._t[-1] - self._t[0], 1e-9)
-            return (len(self._t) - 1) / span
+            if now - self._first >= self.window_s and len(self._t) < self._t.maxlen:
+                # the events of the whole window: frames that come in bursts (a slow engine's blocks) read as
+                # their average rate, not the rate inside a burst
+                return len(self._t) / self.window_s
+            return (len(self._t) - 1) / max(now - self._t[0], 1e-9)  # the first window, or more than max_events

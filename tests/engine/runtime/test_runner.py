@@ -130,7 +130,8 @@ def test_set_sampler_applies_at_block_boundaries_on_the_engine_thread():
 
 def test_engine_error_is_kept_and_stops_the_runner():
     sink = NullSink()
-    r = Runner(FakeSession(fail_at_block=3), [sink], realtime=True)
+    # a 2 s burst, all of it generated (a live runner skips a burst beyond backlog_max_ms)
+    r = Runner(FakeSession(fail_at_block=3), [sink], realtime=True, cfg=RuntimeConfig(backlog_max_ms=3000))
     r.start()
     r.push_audio(speech(2.0), 16000)
     assert r.wait(5)
@@ -169,7 +170,8 @@ def test_stuck_sink_drops_oldest_live_and_blocks_nothing():
     gate = threading.Event()
     sink = Collect(gate=gate)
     s = FakeSession()
-    r = Runner(s, [sink], realtime=True, cfg=RuntimeConfig(queue_frames=8))
+    # the 2.8 s burst below is generated in full (a live runner skips a burst beyond backlog_max_ms)
+    r = Runner(s, [sink], realtime=True, cfg=RuntimeConfig(queue_frames=8, backlog_max_ms=5000))
     r.start()
     audio = speech(3.0)
     r.push_audio(audio[:3200], 16000)
@@ -240,6 +242,34 @@ def feed_like_a_mic(r: Runner, audio: np.ndarray) -> None:
     for k, i in enumerate(range(0, len(audio), 320)):
         r.push_audio(audio[i:i + 320], 16000)
         time.sleep(max(0.0, t0 + (k + 1) * 0.02 - time.monotonic()))
+
+
+def test_a_too_slow_engine_skips_old_audio_to_stay_live_and_stops_within_one_block():
+    """An engine slower than real time (a CPU) must not fall ever further behind the voice, and Stop must not
+    wait for a backlog of blocks (the app joins the runner when its window closes)."""
+    sink = Collect()
+    s = FakeSession(step_delay=0.25)  # 160 ms of video per 250 ms of compute: 0.64x real time
+    r = Runner(s, [sink], realtime=True, cfg=RuntimeConfig(backlog_max_ms=300))
+    r.start()
+    feed_like_a_mic(r, speech(5.0))  # without skipping the engine would end ~1.8 s behind the mic
+    t0 = time.monotonic()
+    r.stop()
+    assert time.monotonic() - t0 < 0.45 and not runner_threads()  # at most the block in flight
+    st, lat = r.stats(), list(r._channels[0].latency)
+    assert max(lat[-8:]) < 1.0  # skip cap 0.3 + the block and its look-ahead 0.2 + compute 0.25, give or take
+    assert st.dropped >= 20 and r.ring.written - r._cursor < 0.3 * 16000 + 6 * SPF
+    idx = [f.index for f in sink.frames]
+    assert idx == sorted(idx)  # in order (an underrun shows the last frame again)
+
+
+def test_a_too_slow_engine_ends_a_live_stream_without_rendering_its_backlog():
+    r = Runner(FakeSession(step_delay=0.25), [NullSink()], realtime=True, cfg=RuntimeConfig(backlog_max_ms=300))
+    r.start()
+    feed_like_a_mic(r, speech(4.0))  # ~1.4 s behind by now: 2.3 s of blocks to render it all
+    r.end_audio()
+    assert r.wait(1.5) and r.error is None  # the backlog past 300 ms skipped, the rest flushed
+    r.stop()
+    assert r.stats().dropped >= 20
 
 
 def test_live_frames_are_shown_at_push_time_plus_the_playout_delay():
