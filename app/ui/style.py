@@ -27,7 +27,12 @@ QListWidget {{ background: #1f252d; border: 1px solid #2a313b; border-radius: 8p
 QListWidget::item:selected {{ background: #2b3a4d; border-radius: 6px; }}
 QSlider::groove:horizontal {{ height: 4px; background: #2a313b; border-radius: 2px; }}
 QSlider::handle:horizontal {{ background: {ACCENT}; width: 14px; margin: -6px 0; border-radius: 7px; }}
-QCheckBox::indicator, QRadioButton::indicator {{ width: 15px; height: 15px; }}
+QCheckBox::indicator, QRadioButton::indicator {{ width: 14px; height: 14px; background: #1f252d;
+    border: 1px solid #6b7683; border-radius: 3px; }}
+QRadioButton::indicator {{ border-radius: 8px; }}
+QCheckBox::indicator:hover, QRadioButton::indicator:hover {{ border-color: {ACCENT}; }}
+QCheckBox::indicator:checked, QRadioButton::indicator:checked {{ background: {ACCENT}; border-color: {ACCENT}; }}
+QCheckBox::indicator:disabled, QRadioButton::indicator:disabled {{ background: #171b21; border-color: #3a424d; }}
 QLabel#title {{ font-size: 18px; font-weight: 700; color: #ffffff; background: transparent; }}
 QLabel#hint {{ color: #7d8794; font-size: 12px; }}
 QLabel#warning {{ color: #f5a623; font-size: 12px; }}
