@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 
 import torch
 
@@ -78,7 +78,7 @@ class IdentityHold:
     def reset(self) -> None:
         self.mean.reset()
 
-    def preserved(self):
+    def preserved(self) -> AbstractContextManager[None]:
         """Put the running mean back afterwards (a graph capture's warm-up run must not advance it)."""
         return self.mean.preserved()
 
