@@ -126,3 +126,59 @@ def test_warm_up_is_once_per_thread_and_only_before_audio(tiny_engine):
     t.start()
     t.join()
     assert errors and "before the stream" in errors[0]
+
+
+def test_live_runner_feeds_the_real_session_a_block_at_a_time_with_the_same_frames(tiny_engine):
+    """Live, the session gets one block's audio at a time (so a backlog can be skipped); while nothing is
+    skipped its frames are the ones the whole audio at once gives."""
+    import time
+
+    from engine.config import RuntimeConfig
+
+    audio = speech(1.0)
+    direct = tiny_engine.open_session([portrait()], seed=5)
+    direct.push_audio(audio, 16000)
+    expected = direct.step() + direct.flush()
+    got = []
+    r = Runner(tiny_engine.open_session([portrait()], seed=5), [CallbackSink(got.append)], realtime=True,
+               cfg=RuntimeConfig(backlog_max_ms=60_000))  # nothing skipped, however loaded the machine
+    r.start()
+    t0 = time.monotonic()
+    for k, i in enumerate(range(0, len(audio), 320)):  # a mic: 20 ms chunks on the wall clock
+        r.push_audio(audio[i:i + 320], 16000)
+        time.sleep(max(0.0, t0 + (k + 1) * 0.02 - time.monotonic()))
+    r.end_audio()
+    assert r.wait(60) and r.error is None
+    r.stop()
+    first = {}
+    for f in got:  # a live sink sees a held frame again
+        first.setdefault(f.index, f)
+    assert sorted(first) == [f.index for f in expected]
+    assert all(np.array_equal(first[f.index].rgb, f.rgb) for f in expected)
+
+
+def test_a_slow_real_session_skips_audio_live_and_its_frames_run_on(tiny_engine, monkeypatch):
+    import time
+
+    from engine.config import RuntimeConfig
+
+    s = tiny_engine.open_session([portrait()], seed=0)
+    block = s._run_block
+
+    def slow_block():
+        time.sleep(0.25)  # 160 ms of video per >= 250 ms: slower than real time
+        return block()
+
+    monkeypatch.setattr(s, "_run_block", slow_block)
+    got = []
+    r = Runner(s, [CallbackSink(got.append)], realtime=True, cfg=RuntimeConfig(backlog_max_ms=300))
+    r.start()
+    audio, t0 = speech(3.0), time.monotonic()
+    for k, i in enumerate(range(0, len(audio), 320)):
+        r.push_audio(audio[i:i + 320], 16000)
+        time.sleep(max(0.0, t0 + (k + 1) * 0.02 - time.monotonic()))
+    r.end_audio()
+    assert r.wait(2.0) and r.error is None  # the backlog was skipped, not rendered
+    r.stop()
+    idx = sorted({f.index for f in got})
+    assert idx == list(range(len(idx))) and r.stats().dropped > 10  # the session's frames run on without a gap
