@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from engine.cli import UserError
+from engine.cli.common import add_dtype_arg
 from engine.cli.stream import CHUNK_S, load_model
 from engine.config import SAMPLE_RATE, EngineConfig
 from engine.device import BACKENDS
@@ -51,6 +52,7 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--warmup", type=int, default=3, metavar="K", help="blocks after the backend is applied")
     p.add_argument("--peak-tflops", type=float, help="GPU peak for utilisation (default: known GPUs)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    add_dtype_arg(p)
     p.add_argument("--json", metavar="OUT", help="write the results as JSON")
 
 
@@ -179,7 +181,7 @@ def run(args: argparse.Namespace) -> int:
     if args.backend == "tensorrt" and importlib.util.find_spec("torch_tensorrt") is None:
         raise UserError("--backend tensorrt needs torch-tensorrt, which is not installed "
                         "(pip install torch-tensorrt on a machine with TensorRT); use --backend compile")
-    engine = load_model(argparse.Namespace(weights=None, device=args.device), cfg)
+    engine = load_model(argparse.Namespace(weights=None, device=args.device, dtype=args.dtype), cfg)
     from engine.device import prepare
     prepare(engine.model, "eager")  # fill the window and count FLOPs eagerly; --backend applies after
     device = engine.device

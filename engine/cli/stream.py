@@ -20,6 +20,7 @@ from typing import Any, Callable, Protocol
 import numpy as np
 
 from engine.cli import UserError
+from engine.cli.common import add_dtype_arg
 from engine.config import SAMPLE_RATE, EngineConfig
 from engine.device import BACKENDS
 
@@ -68,6 +69,7 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     m.add_argument("--preset", choices=["tiny", "base", "paper"], help="random weights of a preset")
     m.add_argument("--weights", metavar="W", help="model weights (.safetensors)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    add_dtype_arg(p)
     p.add_argument("--backend", choices=list(BACKENDS),
                    help="execution backend (default: compile on GPUs, eager on CPU)")
 
