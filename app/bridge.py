@@ -1,7 +1,7 @@
 """Engine bridge: runs the engine off the GUI thread and reports back through Qt signals.
 
-Loading weights and opening a session (reference encoding) happen on a short-lived worker thread;
-streaming runs on the Runner's own threads (engine/runtime). Frames reach the GUI through a
+Loading weights, opening a session (reference encoding) and rendering a speech file to a video happen on a
+short-lived worker thread; streaming runs on the Runner's own threads (engine/runtime). Frames reach the GUI through a
 latest-only slot: the sink emits `frame_ready` only when the GUI has taken the previous frame, so a
 slow GUI never builds a queue. Every failure becomes an `error` signal with a one-line message.
 """
@@ -52,6 +52,13 @@ class PreviewSink:
         pass
 
 
+class _Picture:
+    """A rendered frame for the preview (which reads `.rgb`, as of a live Frame)."""
+
+    def __init__(self, rgb: np.ndarray):
+        self.rgb = rgb
+
+
 def user_message(exc: BaseException) -> str:
     """One line for the UI: our own errors already read well; others get their type name."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
@@ -65,7 +72,9 @@ class EngineBridge(QObject):
     frame_ready = Signal(object)  # engine Frame; take the newest with take_frame()
     stats_updated = Signal(object)  # engine.runtime Stats
     error = Signal(str)
-    state_changed = Signal(str)  # "idle", "loading", "starting", "running", "stopped"
+    state_changed = Signal(str)  # "idle", "loading", "starting", "running", "stopped", "rendering"
+    render_progress = Signal(int, int)  # frames written, frames in all
+    render_done = Signal(str)  # the video written; "" when the render was cancelled
 
     def __init__(self, parent: QObject | None = None, stats_interval_ms: int = 500):
         super().__init__(parent)
@@ -80,6 +89,7 @@ class EngineBridge(QObject):
         self.extra_sinks: list = []
         self.state = "idle"
         self._worker: threading.Thread | None = None
+        self._cancel_render = threading.Event()
         self._timer = QTimer(self)
         self._timer.setInterval(stats_interval_ms)
         self._timer.timeout.connect(self._poll)
@@ -90,9 +100,9 @@ class EngineBridge(QObject):
     # --- engine -------------------------------------------------------------------------------
     @property
     def busy(self) -> bool:
-        """A load or start is in progress. A worker that already reported is only finishing its
+        """A load, start or render is in progress. A worker that already reported is only finishing its
         last lines (signals are emitted before the thread ends), so it is joined, not waited on."""
-        if self._worker is not None and self.state not in ("loading", "starting"):
+        if self._worker is not None and self.state not in ("loading", "starting", "rendering"):
             self._worker.join(timeout=5.0)
         return self._worker is not None and self._worker.is_alive()
 
@@ -102,7 +112,7 @@ class EngineBridge(QObject):
         `tag` (e.g. the weights path) is stored with the engine as `engine_tag`, so a late
         `engine_ready` signal can be matched to the engine actually loaded."""
         if self.busy or self.runner is not None:
-            self.error.emit("Stop the stream before changing the model.")
+            self.error.emit("Stop the stream (or the video being saved) before changing the model.")
             return
         self._set_state("loading")
         self._run_worker(self._load, factory, tag)
@@ -150,6 +160,51 @@ class EngineBridge(QObject):
         self._timer.start()
         self._set_state("running")
 
+    # --- offline render ----------------------------------------------------------------------
+    def render(self, references: list[np.ndarray], audio_path: str, out_path: str, *, steps: int | None = None,
+               cfg: float | None = None, identity_hold: float | None = None, seed: int = 0,
+               use_driver: bool | None = None) -> None:
+        """A speech file -> an MP4 with this avatar, on a worker thread, with the session the live stream would
+        open (same settings); `render_progress`, then `render_done` (or `error`). Not while live."""
+        if self.engine is None:
+            self.error.emit("No model is loaded yet: choose a weights file in Engine settings.")
+            return
+        if self.busy or self.runner is not None:
+            self.error.emit("Stop the live stream before saving a video.")
+            return
+        self._cancel_render.clear()
+        self.preview = PreviewSink(self.frame_ready.emit)
+        self._set_state("rendering")
+        self._run_worker(self._render, references, audio_path, out_path,
+                         dict(seed=seed, steps=steps, cfg=cfg, identity_hold=identity_hold, use_driver=use_driver))
+
+    def cancel_render(self) -> None:
+        """The render stops before its next block; the file it was writing is not kept."""
+        self._cancel_render.set()
+
+    def _render(self, references, audio_path: str, out_path: str, options: dict) -> None:
+        from engine.api import SAMPLE_RATE, Cancelled, frame_count, iter_render
+        from engine.io.media import read_audio, write_video
+
+        audio = read_audio(audio_path, SAMPLE_RATE)  # [S] float32; a file without sound is a one-line error
+        session = self.engine.open_session(references, **options)
+        total, chunk = frame_count(audio), SAMPLE_RATE // 25 * int(getattr(session, "frames_per_block", 1))
+
+        def frames():
+            for i, rgb in enumerate(iter_render(session, audio, chunk, self._cancel_render.is_set), 1):
+                self.preview.put(_Picture(rgb))
+                self.render_progress.emit(i, total)
+                yield rgb
+
+        try:
+            write_video(out_path, frames(), fps=25, audio=audio, sample_rate=SAMPLE_RATE)
+            done = out_path
+        except Cancelled:
+            done = ""
+        self.state = "idle"
+        self.render_done.emit(done)
+        self.state_changed.emit("idle")
+
     def take_frame(self):
         return self.preview.take()
 
@@ -158,7 +213,9 @@ class EngineBridge(QObject):
             self.runner.set_sampler(steps, cfg, identity_hold)
 
     def stop(self) -> None:
-        """Stop audio first (no more pushes), then the runner; releases mic, camera and session."""
+        """Stop audio first (no more pushes), then the runner; releases mic, camera and session. A render
+        in progress is cancelled."""
+        self._cancel_render.set()
         if self._worker is not None:
             self._worker.join(timeout=30.0)  # a start in flight: let it finish, then stop it
             self._worker = None

@@ -19,9 +19,11 @@ from engine import device as dev
 from engine.bundle import AvacastModel
 from engine.config import FPS, SAMPLE_RATE, EngineConfig
 from engine.io.checkpoint import CheckpointError, default_weights, load_into, load_weights
+from engine.runtime.offline import Cancelled, frame_count, iter_render
 from engine.runtime.session import Frame, Session
 
-__all__ = ["load_engine", "Engine", "Session", "Frame", "EngineConfig", "CheckpointError", "FPS", "SAMPLE_RATE"]
+__all__ = ["load_engine", "Engine", "Session", "Frame", "EngineConfig", "CheckpointError", "FPS", "SAMPLE_RATE",
+           "iter_render", "frame_count", "Cancelled"]
 log = logging.getLogger(__name__)
 
 

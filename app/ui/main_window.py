@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Callable
 
 from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import (QHBoxLayout, QLabel, QMainWindow, QPushButton, QTabWidget,
+from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QMainWindow, QPushButton, QTabWidget,
                                QVBoxLayout, QWidget)
 
 from app import settings as settings_mod
@@ -19,6 +20,7 @@ from app.ui.widgets import MessageBar, PreviewView
 
 log = logging.getLogger(__name__)
 PREVIEW_FPS = 25
+SPEECH_FILTER = "Speech (*.wav *.mp3 *.flac *.ogg *.m4a *.aac *.opus *.mp4 *.mov *.mkv *.webm);;All files (*)"
 
 
 def default_engine_factory(weights: str | None):
@@ -80,6 +82,11 @@ class MainWindow(QMainWindow):
         self.start_button.setObjectName("primary")
         self.start_button.setEnabled(False)
         controls.addWidget(self.start_button)
+        self.render_button = QPushButton("Save video…")
+        self.render_button.setToolTip("Make an MP4 of this avatar speaking a recorded speech file (no GPU needed, "
+                                      "but much faster with one)")
+        self.render_button.setEnabled(False)
+        controls.addWidget(self.render_button)
         controls.addSpacing(12)
         self.status = QLabel("Idle")
         self.status.setObjectName("status")
@@ -110,6 +117,9 @@ class MainWindow(QMainWindow):
         b.state_changed.connect(self._on_state)
         b.engine_ready.connect(self._on_engine_ready)
         self.start_button.clicked.connect(self.toggle)
+        self.render_button.clicked.connect(self.save_video)
+        b.render_progress.connect(self._on_render_progress)
+        b.render_done.connect(self._on_render_done)
         for panel in (self.avatar_panel, self.audio_panel, self.output_panel, self.engine_panel):
             panel.changed.connect(self.save)
         self.avatar_panel.message.connect(self.messages.show_message)
@@ -131,6 +141,7 @@ class MainWindow(QMainWindow):
             self.bridge.stop()
         self.engine_panel.set_status("Loading…")
         self.start_button.setEnabled(False)
+        self.render_button.setEnabled(False)
         self.bridge.load(self.engine_factory(weights), tag=weights)
 
     def toggle(self) -> None:
@@ -139,12 +150,16 @@ class MainWindow(QMainWindow):
         else:
             self.start()
 
-    def start(self) -> bool:
+    def _references(self, purpose: str) -> list:
         avatar = self.avatar_panel.avatar
         refs = self.store.references(avatar) if avatar else []
         if not refs:
-            self.messages.show_message("Add at least one photo to the avatar before going live.",
-                                       "warning")
+            self.messages.show_message(f"Add at least one photo to the avatar before {purpose}.", "warning")
+        return refs
+
+    def start(self) -> bool:
+        refs = self._references("going live")
+        if not refs:
             return False
         try:
             source = self.outputs.make_source()
@@ -163,6 +178,46 @@ class MainWindow(QMainWindow):
         self.bridge.start(refs, source, steps=steps, cfg=cfg, identity_hold=hold, sinks=sinks,
                           use_driver=self.engine_panel.s.use_driver)
         return True
+
+    def save_video(self) -> bool:
+        """Save video…: pick a speech file and where the MP4 goes, then render it with the avatar and the Engine
+        settings; while it runs the button cancels it."""
+        if self.bridge.state == "rendering":
+            self.bridge.cancel_render()
+            return False
+        refs = self._references("saving a video")
+        if not refs:
+            return False
+        audio = self._ask_speech_file()
+        out = self._ask_video_path(audio) if audio else None
+        if not out:
+            return False
+        self.messages.hide()
+        steps, cfg, hold = self.engine_panel.sampler()
+        self.bridge.render(refs, audio, out, steps=steps, cfg=cfg, identity_hold=hold,
+                           use_driver=self.engine_panel.s.use_driver)
+        return True
+
+    def _ask_speech_file(self) -> str | None:
+        start = self.settings.audio.input_file or ""
+        path, _ = QFileDialog.getOpenFileName(self, "Speech to animate", start, SPEECH_FILTER)
+        return path or None
+
+    def _ask_video_path(self, audio: str) -> str | None:
+        suggested = Path(audio).with_name(Path(audio).stem + "-avacast.mp4")
+        path, _ = QFileDialog.getSaveFileName(self, "Save video as", str(suggested), "MP4 video (*.mp4)")
+        if not path:
+            return None
+        return path if path.lower().endswith(".mp4") else path + ".mp4"
+
+    def _on_render_progress(self, done: int, total: int) -> None:
+        self.status.setText(f"Saving video… {100 * done // max(total, 1)} %   ({done / 25:.1f} of {total / 25:.1f} s)")
+
+    def _on_render_done(self, path: str) -> None:
+        if path:
+            self.messages.show_message(f"Video saved: {path}", "info")
+        else:
+            self.messages.show_message("Video not saved: cancelled.", "info")
 
     def stop(self) -> None:
         self.bridge.stop()
@@ -197,11 +252,14 @@ class MainWindow(QMainWindow):
         # Start was pressed, and must not tear down the outputs of the stream being started.
         state = self.bridge.state
         live = state in ("starting", "running")
+        rendering = state == "rendering"
+        self.render_button.setText("Cancel" if rendering else "Save video…")
+        self.render_button.setEnabled(self.bridge.engine is not None and (rendering or state in ("idle", "stopped")))
         self.start_button.setText("Stop" if live else "Start")
         self.start_button.setProperty("live", live)
         self.start_button.style().unpolish(self.start_button)
         self.start_button.style().polish(self.start_button)
-        self.start_button.setEnabled(self.bridge.engine is not None and state != "loading")
+        self.start_button.setEnabled(self.bridge.engine is not None and state not in ("loading", "rendering"))
         if state == "starting":
             on_gpu = "cpu" not in str(getattr(self.bridge.engine, "device", "cpu")).lower()
             # a GPU session compiles and captures its graphs at open: 1-2 min the first time on a machine
@@ -209,6 +267,8 @@ class MainWindow(QMainWindow):
                                 if on_gpu else "Starting…")
         elif state == "running":
             self.outputs.attach(self.bridge.pipeline)
+        elif rendering:
+            self.status.setText("Saving video…")
         elif self.bridge.runner is None:  # idle/stopped, e.g. after a failed start
             self.outputs.close()
             self._show_vcam_state()
@@ -221,6 +281,7 @@ class MainWindow(QMainWindow):
         self.engine_panel.set_status(f"Loaded “{name}” on {device}")
         self._show_device(device)
         self.start_button.setEnabled(True)
+        self.render_button.setEnabled(True)
 
     def _show_device(self, device: str) -> None:
         if device.upper().startswith("CPU"):

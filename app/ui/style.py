@@ -20,6 +20,7 @@ QPushButton#primary {{ background: {ACCENT}; border: none; color: white; font-we
                       font-size: 14px; padding: 9px 28px; }}
 QPushButton#primary:hover {{ background: #63abff; }}
 QPushButton#primary[live="true"] {{ background: #e5484d; }}
+QPushButton#primary:disabled {{ background: #2a3440; color: #6b7683; }}
 QComboBox, QLineEdit, QSpinBox, QDoubleSpinBox {{ background: #1f252d; border: 1px solid #323b47;
     border-radius: 6px; padding: 4px 8px; selection-background-color: {ACCENT}; }}
 QComboBox:disabled, QLineEdit:disabled {{ color: #5d6773; }}

@@ -4,12 +4,14 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
 from engine.cli import UserError
 from engine.cli.common import add_model_args, crop_portrait, load_engine_from_args
 from engine.config import SAMPLE_RATE
+from engine.runtime.offline import frame_count, iter_render
 
 
 def add_parser(sub) -> None:
@@ -41,38 +43,36 @@ def run(args: argparse.Namespace) -> int:
     if args.crop == "auto":
         refs = [crop_portrait(img, path, "avacast render") for img, path in zip(refs, args.ref)]
     engine = load_engine_from_args(args)
-    frames = render_frames(engine, refs, audio, args.seed, args.chunk_ms)
+    chunk = None if args.chunk_ms is None else max(1, int(round(args.chunk_ms * SAMPLE_RATE / 1000)))
+    frames = render_frames(engine, refs, audio, args.seed, chunk)
     try:
         if out.suffix.lower() == ".npz":
             out.parent.mkdir(parents=True, exist_ok=True)
-            np.savez_compressed(out, frames=np.stack(frames), audio=audio)
-        else:
+            np.savez_compressed(out, frames=np.stack(list(frames)), audio=audio)
+        else:  # frames go to the encoder as they are made: memory stays flat however long the speech
             write_video(out, frames, fps=25, audio=audio, sample_rate=SAMPLE_RATE)
     except (MediaError, OSError) as e:
         raise UserError(str(e).splitlines()[0]) from None
-    print(f"wrote {out} ({len(frames)} frames, {len(audio) / SAMPLE_RATE:.2f} s, {engine.device_name})")
+    print(f"wrote {out} ({frame_count(audio)} frames, {len(audio) / SAMPLE_RATE:.2f} s, {engine.device_name})")
     return 0
 
 
 def render_frames(engine, refs: list[np.ndarray], audio: np.ndarray, seed: int = 0,
-                  chunk_ms: float | None = None) -> list[np.ndarray]:
-    """Stream `audio` through a session in chunks -> RGB frames [H,W,3] uint8, round(seconds*25) of them."""
-    from tqdm import tqdm
-
+                  chunk: int | None = None) -> Iterator[np.ndarray]:
+    """`audio` through a new session in chunks of `chunk` samples -> RGB frames [H,W,3] uint8 as they are made,
+    round(seconds*25) of them, with a progress bar on a terminal. The session opens here (bad references fail
+    before anything is written)."""
     try:
         session = engine.open_session(refs, seed=seed)
     except ValueError as e:
         raise UserError(str(e)) from None
-    chunk = len(audio) if chunk_ms is None else max(1, int(round(chunk_ms * SAMPLE_RATE / 1000)))
-    total = int(round(len(audio) / SAMPLE_RATE * 25))
-    frames: list[np.ndarray] = []
+    return _progress(iter_render(session, audio, chunk), frame_count(audio))
+
+
+def _progress(frames: Iterator[np.ndarray], total: int) -> Iterator[np.ndarray]:
+    from tqdm import tqdm
+
     with tqdm(total=total, unit="frame", disable=not sys.stderr.isatty()) as bar:
-        for i in range(0, max(len(audio), 1), chunk):
-            session.push_audio(audio[i : i + chunk], SAMPLE_RATE)
-            new = session.step()
-            frames += [f.rgb for f in new]
-            bar.update(len(new))
-        tail = session.flush()
-        frames += [f.rgb for f in tail]
-        bar.update(len(tail))
-    return frames
+        for rgb in frames:
+            bar.update(1)
+            yield rgb

@@ -7,6 +7,7 @@ with a one-line message that names the file, never a codec traceback.
 from __future__ import annotations
 
 import logging
+import os
 import wave
 from dataclasses import dataclass
 from fractions import Fraction
@@ -227,12 +228,25 @@ def write_video(
 ) -> int:
     """Writes H.264 (yuv420p, `crf`) + AAC MP4 from RGB uint8 frames [F,H,W,3] (array or iterable)
     and optional float32 mono audio. Odd sizes are edge-padded to even (yuv420p needs it).
-    Returns the number of frames written."""
-    av = _av()
+    Returns the number of frames written. The file appears complete or not at all: it is written beside
+    `path` under a temporary name and renamed at the end, so a failure (or an exception from the frames
+    iterable, e.g. a cancelled render) leaves an existing file at `path` as it was and no partial file."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(f".{p.stem}.partial{p.suffix}")  # same folder: the rename is atomic; same suffix: same format
     try:
-        out = av.open(str(p), mode="w")
+        n = _write_video(tmp, p, frames, fps, audio, sample_rate, crf)
+        os.replace(tmp, p)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return n
+
+
+def _write_video(tmp: Path, p: Path, frames, fps: float, audio, sample_rate: int, crf: int) -> int:
+    av = _av()
+    try:
+        out = av.open(str(tmp), mode="w")
     except (av.error.FFmpegError, OSError) as e:
         raise MediaError(f"{p}: cannot write ({_short(e)})") from None
     pcm = None if audio is None else np.clip(np.asarray(audio, np.float32).reshape(-1), -1.0, 1.0)

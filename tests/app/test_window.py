@@ -195,3 +195,92 @@ def test_starting_on_a_gpu_says_the_first_start_takes_minutes(make_window, monke
     monkeypatch.setattr(w.bridge.engine, "device", torch.device("cuda", 0))
     w._on_state("starting")
     assert "1–2 minutes" in w.status.text()
+
+
+def ask_for(w, monkeypatch, speech_path, video_path) -> None:
+    """The two file dialogs of Save video…, answered."""
+    monkeypatch.setattr(w, "_ask_speech_file", lambda: str(speech_path))
+    monkeypatch.setattr(w, "_ask_video_path", lambda audio: str(video_path))
+
+
+def wait_render_over(qtbot, w, timeout=60_000) -> None:
+    """Until the window has taken the render's last signals (the button reads Save video… again)."""
+    qtbot.waitUntil(lambda: w.bridge.state == "idle" and w.render_button.text() == "Save video…", timeout=timeout)
+
+
+def test_save_video_renders_the_avatar_speaking_a_file(make_window, face_png, qtbot, tmp_path, monkeypatch):
+    """Without a terminal: a speech file -> an MP4 of the avatar, with the engine settings, shown in the
+    preview as it renders; Start waits meanwhile."""
+    from engine.io.media import video_info, write_audio
+
+    w = make_window()
+    w.avatar_panel.add_files([str(face_png)])
+    wav, out = tmp_path / "speech.wav", tmp_path / "videos" / "talk.mp4"
+    write_audio(wav, speech_like(1.5), 16000)
+    ask_for(w, monkeypatch, wav, out)
+    w.engine_panel.hold.setValue(40)
+    opened, open_session = [], w.bridge.engine.open_session
+    monkeypatch.setattr(w.bridge.engine, "open_session", lambda refs, **kw: opened.append(kw) or open_session(refs, **kw))
+    progress = []
+    w.bridge.render_progress.connect(lambda done, total: progress.append((done, total)))
+    assert w.render_button.isEnabled() and w.render_button.text() == "Save video…"
+    assert w.save_video()
+    assert not w.start_button.isEnabled() and w.render_button.text() == "Cancel"
+    wait_render_over(qtbot, w)
+    info = video_info(out)
+    assert info.n_frames == 38 and info.has_audio and abs(info.duration_s - 1.5) < 0.1
+    assert progress[-1] == (38, 38) and w.preview.frames_shown > 0
+    assert opened[0]["identity_hold"] == 0.4  # the Engine tab's settings, as for going live
+    assert w.messages.isVisible() and str(out) in w.messages.label.text()
+    assert w.start_button.isEnabled() and w.render_button.text() == "Save video…"
+
+
+def test_a_cancelled_video_keeps_the_file_it_would_replace(make_window, face_png, qtbot, tmp_path, monkeypatch):
+    from PySide6.QtCore import Qt
+
+    from engine.io.media import write_audio
+
+    w = make_window()
+    w.avatar_panel.add_files([str(face_png)])
+    wav, out = tmp_path / "speech.wav", tmp_path / "talk.mp4"
+    write_audio(wav, speech_like(20.0), 16000)
+    out.write_bytes(b"an earlier video")
+    ask_for(w, monkeypatch, wav, out)
+    # cancelled from the render's own thread after 10 frames, as if Cancel had been clicked just then
+    w.bridge.render_progress.connect(lambda done, total: done >= 10 and w.bridge.cancel_render(),
+                                     Qt.ConnectionType.DirectConnection)
+    assert w.save_video()
+    wait_render_over(qtbot, w)
+    assert out.read_bytes() == b"an earlier video" and sorted(p.name for p in tmp_path.glob("*.mp4")) == ["talk.mp4"]
+    assert "cancelled" in w.messages.label.text()
+    cancels = []
+    monkeypatch.setattr(w.bridge, "state", "rendering")
+    monkeypatch.setattr(w.bridge, "cancel_render", lambda: cancels.append(1))
+    assert not w.save_video() and cancels == [1]  # the button says Cancel while a video is being saved
+
+
+def test_save_video_from_a_file_without_sound_is_a_message(make_window, face_png, qtbot, tmp_path, monkeypatch):
+    w = make_window()
+    w.avatar_panel.add_files([str(face_png)])
+    bad, out = tmp_path / "notes.wav", tmp_path / "talk.mp4"
+    bad.write_bytes(b"not a sound file at all")
+    ask_for(w, monkeypatch, bad, out)
+    assert w.save_video()
+    wait_render_over(qtbot, w)
+    assert "notes.wav" in w.messages.label.text() and not out.exists()
+    assert w.render_button.isEnabled() and w.start_button.isEnabled()
+
+
+def test_closing_the_window_while_saving_a_video_cancels_it(make_window, face_png, qtbot, tmp_path, monkeypatch):
+    from engine.io.media import write_audio
+
+    baseline = avacast_threads()
+    w = make_window()
+    w.avatar_panel.add_files([str(face_png)])
+    wav, out = tmp_path / "speech.wav", tmp_path / "talk.mp4"
+    write_audio(wav, speech_like(60.0), 16000)
+    ask_for(w, monkeypatch, wav, out)
+    assert w.save_video()
+    qtbot.waitUntil(lambda: w.preview.frames_shown > 0, timeout=30_000)
+    w.close()
+    assert avacast_threads() == baseline and not out.exists() and not list(tmp_path.glob(".*partial*"))
