@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import traceback
 from typing import Any, Callable, Protocol
 
@@ -191,9 +192,12 @@ class EngineBridge(QObject):
         total, chunk = frame_count(audio), SAMPLE_RATE // 25 * int(getattr(session, "frames_per_block", 1))
 
         def frames():
+            shown = 0.0
             for i, rgb in enumerate(iter_render(session, audio, chunk, self._cancel_render.is_set), 1):
-                self.preview.put(_Picture(rgb))
-                self.render_progress.emit(i, total)
+                self.preview.put(_Picture(rgb))  # latest-only, as live
+                if time.monotonic() - shown >= 0.1 or i == total:  # a GPU makes hundreds of frames a second
+                    self.render_progress.emit(i, total)
+                    shown = time.monotonic()
                 yield rgb
 
         try:
