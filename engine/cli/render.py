@@ -48,12 +48,14 @@ def run(args: argparse.Namespace) -> int:
     try:
         if out.suffix.lower() == ".npz":
             out.parent.mkdir(parents=True, exist_ok=True)
-            np.savez_compressed(out, frames=np.stack(list(frames)), audio=audio)
+            stacked = np.stack(list(frames))
+            np.savez_compressed(out, frames=stacked, audio=audio)
+            n = len(stacked)
         else:  # frames go to the encoder as they are made: memory stays flat however long the speech
-            write_video(out, frames, fps=25, audio=audio, sample_rate=SAMPLE_RATE)
+            n = write_video(out, frames, fps=25, audio=audio, sample_rate=SAMPLE_RATE)
     except (MediaError, OSError) as e:
         raise UserError(str(e).splitlines()[0]) from None
-    print(f"wrote {out} ({frame_count(audio)} frames, {len(audio) / SAMPLE_RATE:.2f} s, {engine.device_name})")
+    print(f"wrote {out} ({n} frames, {len(audio) / SAMPLE_RATE:.2f} s, {engine.device_name})")
     return 0
 
 
