@@ -25,9 +25,11 @@ SPEECH_FILTER = "Speech (*.wav *.mp3 *.flac *.ogg *.m4a *.aac *.opus *.mp4 *.mov
 
 def default_engine_factory(weights: str | None):
     def factory():
+        from engine import device
         from engine.api import load_engine
 
-        return load_engine(weights=weights)
+        # bf16 on CPUs that run it natively: twice the frames per second, the same picture within rounding
+        return load_engine(weights=weights, dtype=device.fast_dtype(device.pick_device("auto")))
     return factory
 
 
@@ -278,7 +280,8 @@ class MainWindow(QMainWindow):
         self.settings.engine.weights = self.bridge.engine_tag  # the model that really loaded
         self.save()
         name = getattr(getattr(self.bridge.engine, "cfg", None), "name", "model")
-        self.engine_panel.set_status(f"Loaded “{name}” on {device}")
+        precision = {"torch.bfloat16": "bf16", "torch.float32": "fp32"}.get(str(getattr(self.bridge.engine, "dtype", "")))
+        self.engine_panel.set_status(f"Loaded “{name}” on {device}" + (f" ({precision})" if precision else ""))
         self._show_device(device)
         self.start_button.setEnabled(True)
         self.render_button.setEnabled(True)

@@ -284,3 +284,25 @@ def test_closing_the_window_while_saving_a_video_cancels_it(make_window, face_pn
     qtbot.waitUntil(lambda: w.preview.frames_shown > 0, timeout=30_000)
     w.close()
     assert avacast_threads() == baseline and not out.exists() and not list(tmp_path.glob(".*partial*"))
+
+
+def test_the_app_runs_bf16_where_the_cpu_has_it_natively(monkeypatch):
+    """The app's own engine factory: bf16 on a CPU with native bf16 (2x the frames, docs/PERFORMANCE.md), fp32 on
+    other CPUs, bf16 on GPUs; the Engine tab says which."""
+    import engine.api
+    from app.ui.main_window import default_engine_factory
+    from engine import device
+
+    asked = []
+    monkeypatch.setattr(engine.api, "load_engine", lambda **kw: asked.append(kw["dtype"]))
+    monkeypatch.setattr(device, "pick_device", lambda name: torch.device("cpu"))
+    for native in (True, False):
+        monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: native)
+        default_engine_factory(None)()
+    assert asked == [torch.bfloat16, torch.float32]
+    assert device.fast_dtype(torch.device("cuda", 0)) == torch.bfloat16
+
+
+def test_engine_tab_says_the_precision(make_window):
+    w = make_window()
+    assert w.engine_panel.model_status.text().endswith("on CPU (fp32)")  # the test engine: tiny, fp32
