@@ -184,12 +184,12 @@ class EngineBridge(QObject):
         self._cancel_render.set()
 
     def _render(self, references, audio_path: str, out_path: str, options: dict) -> None:
-        from engine.api import SAMPLE_RATE, Cancelled, frame_count, iter_render
+        from engine.api import FPS, SAMPLE_RATE, Cancelled, frame_count, iter_render
         from engine.io.media import read_audio, write_video
 
         audio = read_audio(audio_path, SAMPLE_RATE)  # [S] float32; a file without sound is a one-line error
         session = self.engine.open_session(references, **options)
-        total, chunk = frame_count(audio), SAMPLE_RATE // 25 * int(getattr(session, "frames_per_block", 1))
+        total, chunk = frame_count(audio), SAMPLE_RATE // FPS * int(getattr(session, "frames_per_block", 1))
 
         def frames():
             shown = 0.0
@@ -201,7 +201,7 @@ class EngineBridge(QObject):
                 yield rgb
 
         try:
-            write_video(out_path, frames(), fps=25, audio=audio, sample_rate=SAMPLE_RATE)
+            write_video(out_path, frames(), fps=FPS, audio=audio, sample_rate=SAMPLE_RATE)
             done = out_path
         except Cancelled:
             done = ""

@@ -24,6 +24,13 @@ def default_dtype(device: torch.device) -> torch.dtype:
     return torch.bfloat16 if device.type == "cuda" else torch.float32
 
 
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}  # the names users see (--dtype, the app's Engine tab)
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    return next((k for k, v in DTYPES.items() if v == dtype), str(dtype).removeprefix("torch."))
+
+
 def cpu_has_native_bf16() -> bool:
     """AVX512-BF16 or AMX (recent Xeons, AMD Zen 4 and newer): bf16 runs natively, about 2x fp32 for our model
     (docs/PERFORMANCE.md); other CPUs emulate it. torch.cpu's probes are private API: missing means no."""

@@ -280,8 +280,10 @@ class MainWindow(QMainWindow):
         self.settings.engine.weights = self.bridge.engine_tag  # the model that really loaded
         self.save()
         name = getattr(getattr(self.bridge.engine, "cfg", None), "name", "model")
-        precision = {"torch.bfloat16": "bf16", "torch.float32": "fp32"}.get(str(getattr(self.bridge.engine, "dtype", "")))
-        self.engine_panel.set_status(f"Loaded “{name}” on {device}" + (f" ({precision})" if precision else ""))
+        from engine.device import dtype_name
+
+        dtype = getattr(self.bridge.engine, "dtype", None)
+        self.engine_panel.set_status(f"Loaded “{name}” on {device}" + (f" ({dtype_name(dtype)})" if dtype else ""))
         self._show_device(device)
         self.start_button.setEnabled(True)
         self.render_button.setEnabled(True)

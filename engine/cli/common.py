@@ -42,20 +42,17 @@ _HOLD_ARGS = (
 )
 
 
-DTYPES = ("auto", "fp32", "bf16")
-
-
 def add_dtype_arg(p) -> None:
-    p.add_argument("--dtype", choices=DTYPES, default="auto",
+    p.add_argument("--dtype", choices=["auto", "fp32", "bf16"], default="auto",
                    help="auto: bf16 on a GPU, fp32 on a CPU. bf16 on a CPU with native bf16 (Intel AMX, AMD Zen 4 "
-                        "and newer) renders ~1.8x faster (docs/PERFORMANCE.md); elsewhere it is slower than fp32")
+                        "and newer) rendered 2x faster on one (docs/PERFORMANCE.md); other CPUs emulate it")
 
 
 def torch_dtype(name: str | None):
     """--dtype -> a torch dtype, None for auto."""
-    import torch
+    from engine.device import DTYPES
 
-    return {"fp32": torch.float32, "bf16": torch.bfloat16}.get(name or "auto")
+    return DTYPES.get(name or "auto")
 
 
 def add_hold_args(p, lead: str = "", default: str = "the model's") -> None:

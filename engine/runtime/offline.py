@@ -25,8 +25,7 @@ def iter_render(session: Any, audio: np.ndarray, chunk: int | None = None,
     """Stream `audio` [S] float32 at 16 kHz through `session` in chunks of `chunk` samples (None: all at once) ->
     RGB frames [H,W,3] uint8, `frame_count(audio)` of them; the chunk size does not change them. `cancel()` is
     asked before each chunk and before the flush; True raises Cancelled."""
-    step = len(audio) if chunk is None else chunk
-    step = max(1, step)
+    step = max(1, len(audio) if chunk is None else chunk)
     for i in range(0, max(len(audio), 1), step):
         if cancel is not None and cancel():
             raise Cancelled

@@ -255,7 +255,7 @@ class Runner:
             self.times.add("audio_wait", time.perf_counter() - t0)
             if self.realtime:  # one block's audio at a time: the rest waits in the ring, where it can be skipped
                 need = self._catch_up(need)
-            self._feed(need if self.realtime and self.ring.written >= need else self.ring.written)
+            self._feed(min(need, self.ring.written) if self.realtime else self.ring.written)
             if self._cursor >= need:
                 self._run(self.session.step)
             elif self._eof.is_set():

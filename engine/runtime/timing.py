@@ -26,7 +26,8 @@ class Stats:
     latency_p50_ms: float = 0.0
     latency_p95_ms: float = 0.0
     frames_out: int = 0  # new frames delivered to the primary sink
-    dropped: int = 0  # frames skipped to catch up with a slow sink or dropped by a full queue (all sinks)
+    dropped: int = 0  # frames skipped to catch up with a slow sink, dropped by a full queue (all sinks), or never
+    # made because the live engine skipped audio it could not keep up with (Runner._catch_up)
     held: int = 0  # times a sink re-showed its last frame because no frame was there (underrun, all sinks)
     late: int = 0  # frames that reached a sink's queue after their deadline; each raised D (all sinks)
     playout_ms: float = 0.0  # current playout delay D of the primary sink (0 when not paced)
